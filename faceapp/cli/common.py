@@ -1,0 +1,55 @@
+"""Helpers shared by the command modules: opening the app, progress bars, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from faceapp.service.app import App
+
+
+def open_app(args) -> App:
+    """The App for the --home given on the command line (or the default one)."""
+    return App(args.home)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+class Progress:
+    """A one-line progress bar on stderr (plain periodic lines when stderr is not a terminal)."""
+
+    def __init__(self, label: str, stream=None) -> None:
+        self.label = label
+        self.stream = stream or sys.stderr
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, done: int, total: int, what: str = "") -> None:
+        now = time.monotonic()
+        final = total and done >= total
+        if not final and now - self._last < (0.1 if self.tty else 2.0):
+            return
+        self._last = now
+        if total:
+            frac = min(1.0, done / total)
+            bar = "#" * int(frac * 30)
+            line = f"{self.label} [{bar:<30}] {done}/{total}"
+        else:
+            line = f"{self.label} {done}"
+        if self.tty:
+            self.stream.write("\r" + line[:120].ljust(120))
+            if final:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def bytes(self, label: str, done: int, total: int) -> None:
+        """Adapter for byte-counting callbacks (downloads)."""
+        self.label = label
+        self(done // 1024, total // 1024 if total else 0)

@@ -1,0 +1,197 @@
+"""Identification against a flat gallery of templates.
+
+Every stored template is compared with the query in one matrix product; the
+distances are aggregated per person (minimum by default) and the best person
+wins if its distance is under the threshold. The gallery keeps rows sorted by
+person so per-person aggregation is a single ``reduceat``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from faceapp.core.scale import l2_normalize
+from faceapp.core.types import Match
+
+
+class Aggregate(str, Enum):
+    """How template distances become one distance per person."""
+
+    MIN = "min"            # nearest template: robust to pose variety (the default)
+    MEAN = "mean"          # mean distance over the person's templates
+    CENTROID = "centroid"  # distance to the person's mean embedding
+    KNN = "knn"            # vote of the k nearest templates, distance = best voter
+
+    @classmethod
+    def parse(cls, value: str | Aggregate) -> Aggregate:
+        try:
+            return cls(value)
+        except ValueError:
+            names = ", ".join(a.value for a in cls)
+            raise ValueError(f"unknown aggregation {value!r}; choose one of {names}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Gallery:
+    """Immutable snapshot of templates: rows of ``embeddings`` belong to ``row_person``.
+
+    Build it with :meth:`build`; it is safe to share between threads and is
+    replaced (not mutated) when people are enrolled or removed.
+    """
+
+    embeddings: np.ndarray          # (N, D) float32, unit rows, grouped by person
+    row_person: np.ndarray          # (N,) int64 person id of each row
+    person_ids: np.ndarray          # (P,) int64 distinct ids in row order
+    starts: np.ndarray              # (P,) first row of each person
+    names: dict[int, str]
+    template_ids: np.ndarray        # (N,) int64
+
+    @classmethod
+    def build(
+        cls,
+        person_ids: Sequence[int] | np.ndarray,
+        embeddings: np.ndarray,
+        names: dict[int, str],
+        template_ids: Sequence[int] | np.ndarray | None = None,
+    ) -> Gallery:
+        """Group rows by person (stable) and normalise them."""
+        pids = np.asarray(person_ids, dtype=np.int64).reshape(-1)
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 and pids.size == 0:
+            emb = emb.reshape(0, 0)
+        if emb.shape[0] != pids.size:
+            raise ValueError("one person id per embedding row is required")
+        tids = (np.arange(pids.size, dtype=np.int64) if template_ids is None
+                else np.asarray(template_ids, dtype=np.int64).reshape(-1))
+        order = np.argsort(pids, kind="stable")
+        pids, emb, tids = pids[order], emb[order], tids[order]
+        if pids.size:
+            first = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
+        else:
+            first = np.zeros(0, dtype=np.int64)
+        return cls(
+            embeddings=np.ascontiguousarray(l2_normalize(emb)) if pids.size else emb,
+            row_person=pids,
+            person_ids=pids[first],
+            starts=first,
+            names=dict(names),
+            template_ids=tids,
+        )
+
+    @classmethod
+    def empty(cls, dim: int = 512) -> Gallery:
+        return cls.build([], np.zeros((0, dim), np.float32), {})
+
+    @property
+    def size(self) -> int:
+        return int(self.row_person.size)
+
+    @property
+    def n_people(self) -> int:
+        return int(self.person_ids.size)
+
+    def counts(self) -> np.ndarray:
+        """Templates per person, aligned with ``person_ids``."""
+        return np.diff(np.r_[self.starts, self.size])
+
+    def person_distances(
+        self, queries: np.ndarray, aggregate: Aggregate | str = Aggregate.MIN, k: int = 3
+    ) -> np.ndarray:
+        """(M, P) distances of M queries to every person, on the user scale."""
+        agg = Aggregate.parse(aggregate)
+        q = l2_normalize(np.atleast_2d(queries))
+        m = q.shape[0]
+        if self.n_people == 0:
+            return np.zeros((m, 0), np.float32)
+        if agg is Aggregate.CENTROID:
+            sums = np.add.reduceat(self.embeddings, self.starts, axis=0)
+            return 1.0 - q @ l2_normalize(sums).T
+        # One product against every template: (N, M).
+        dist = 1.0 - self.embeddings @ q.T
+        if agg is Aggregate.MIN:
+            return np.minimum.reduceat(dist, self.starts, axis=0).T
+        if agg is Aggregate.MEAN:
+            return (np.add.reduceat(dist, self.starts, axis=0) / self.counts()[:, None]).T
+        return self._knn(dist, k)
+
+    def _knn(self, dist: np.ndarray, k: int) -> np.ndarray:
+        # People who own most of the k nearest templates get their best distance;
+        # everyone else is pushed beyond them so the vote decides the ranking.
+        out = np.minimum.reduceat(dist, self.starts, axis=0).T.copy()
+        person_index = np.searchsorted(self.person_ids, self.row_person)
+        kk = min(k, self.size)
+        for j in range(dist.shape[1]):
+            nearest = np.argpartition(dist[:, j], kk - 1)[:kk]
+            votes = np.bincount(person_index[nearest], minlength=self.n_people)
+            out[j] += (kk - votes) * 1e-3 * (votes < votes.max()) + 2.0 * (votes == 0)
+        return out
+
+    def identify(
+        self,
+        queries: np.ndarray,
+        threshold: float,
+        aggregate: Aggregate | str = Aggregate.MIN,
+        exclusive: bool = False,
+    ) -> list[Match]:
+        """Best person for each query row; ``exclusive`` gives no person to two queries."""
+        pd = self.person_distances(queries, aggregate)
+        return decide(pd, self.person_ids, self.names, threshold, exclusive=exclusive)
+
+
+def decide(
+    person_dist: np.ndarray,
+    person_ids: np.ndarray,
+    names: dict[int, str],
+    threshold: float,
+    exclusive: bool = False,
+) -> list[Match]:
+    """Turn an (M, P) distance matrix into one :class:`Match` per row.
+
+    With ``exclusive`` the closest (query, person) pairs are assigned first and a
+    person already taken is not given to another face of the same frame.
+    """
+    m, p = person_dist.shape
+    results: list[Match | None] = [None] * m
+    taken: set[int] = set()
+    order: Iterable[int]
+    if exclusive and p:
+        order = np.argsort(person_dist.min(axis=1), kind="stable")
+    else:
+        order = range(m)
+    for i in order:
+        row = person_dist[i].astype(np.float64, copy=True)
+        if exclusive:
+            for col in taken:
+                row[col] = np.inf
+        if p == 0 or not np.isfinite(row).any():
+            results[i] = Match(None, None, float("inf"), float("inf"), False)
+            continue
+        best = int(np.argmin(row))
+        best_d = float(row[best])
+        if p > 1:
+            row2 = row.copy()
+            row2[best] = np.inf
+            second = int(np.argmin(row2))
+            second_d = float(row2[second])
+        else:
+            second, second_d = -1, float("inf")
+        known = best_d <= threshold
+        pid = int(person_ids[best])
+        if known and exclusive:
+            taken.add(best)
+        results[i] = Match(
+            person_id=pid if known else None,
+            name=names.get(pid) if known else None,
+            distance=best_d,
+            margin=second_d - best_d,
+            known=known,
+            second_person_id=int(person_ids[second]) if second >= 0 and np.isfinite(second_d) else None,
+        ) if known else Match(
+            person_id=None, name=None, distance=best_d, margin=second_d - best_d, known=False,
+            second_person_id=pid,
+        )
+    return [r for r in results if r is not None]

@@ -1,0 +1,105 @@
+"""Enrollment quality gate: is this face good enough to become a template?
+
+Pure numpy on the aligned 112x112 crop and the detection, so the GUI, the CLI
+and the bulk importer apply the very same rules and give the same reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from faceapp.core.types import Detection
+
+
+@dataclass(frozen=True)
+class QualityRules:
+    """Limits of the gate. The defaults accept ordinary ID and web photos and refuse
+    what makes poor templates; they were checked on ../shared/faces."""
+
+    min_face_px: float = 40.0        # shorter side of the detection box
+    min_det_score: float = 0.6
+    min_sharpness: float = 40.0      # variance of the Laplacian of the grey crop
+    min_brightness: float = 40.0     # mean grey level of the crop, 0..255
+    max_brightness: float = 225.0
+    max_yaw: float = 0.45            # nose offset from the eye midline / eye distance
+    max_roll_deg: float = 30.0
+
+
+@dataclass(frozen=True)
+class Quality:
+    """Measurements of one face and the reasons it fails the rules (empty = accepted)."""
+
+    face_px: float
+    det_score: float
+    sharpness: float
+    brightness: float
+    yaw: float
+    roll_deg: float
+    reasons: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.reasons
+
+    @property
+    def score(self) -> float:
+        """0..1 summary used to rank shots (sharper, more frontal, larger is better)."""
+        s = min(1.0, self.sharpness / 300.0) * 0.4 + (1.0 - min(1.0, abs(self.yaw) / 0.5)) * 0.3
+        return float(s + min(1.0, self.face_px / 150.0) * 0.2 + min(1.0, self.det_score) * 0.1)
+
+
+def laplacian_variance(gray: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian: low for blurred images."""
+    g = gray.astype(np.float32)
+    lap = -4.0 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
+    return float(lap.var())
+
+
+def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float]:
+    """(yaw, roll in degrees) estimated from the 5 landmarks. Yaw is the nose's sideways
+    offset from the eyes' midpoint relative to the eye distance: 0 frontal, ~0.5 a strong turn."""
+    lm = np.asarray(landmarks, np.float64).reshape(5, 2)
+    left_eye, right_eye, nose = lm[0], lm[1], lm[2]
+    eye_vec = right_eye - left_eye
+    eye_dist = float(np.hypot(*eye_vec))
+    if eye_dist < 1e-6:
+        return 1.0, 90.0
+    roll = float(np.degrees(np.arctan2(eye_vec[1], eye_vec[0])))
+    # Project the nose onto the eye axis, relative to the eye midpoint.
+    mid = (left_eye + right_eye) / 2.0
+    yaw = float(np.dot(nose - mid, eye_vec / eye_dist) / eye_dist)
+    return yaw, roll
+
+
+def gray_of(crop_bgr: np.ndarray) -> np.ndarray:
+    c = crop_bgr.astype(np.float32)
+    return c[:, :, 0] * 0.114 + c[:, :, 1] * 0.587 + c[:, :, 2] * 0.299
+
+
+def assess(detection: Detection, crop_bgr: np.ndarray, rules: QualityRules = QualityRules()) -> Quality:
+    """Measure a face and list the human-readable reasons it should not be enrolled."""
+    gray = gray_of(crop_bgr)
+    # The centre of the crop is the face itself; borders may be padding or background.
+    inner = gray[16:104, 20:92]
+    sharp = laplacian_variance(inner)
+    bright = float(inner.mean())
+    yaw, roll = pose_from_landmarks(detection.landmarks)
+    px = min(detection.bbox.width, detection.bbox.height)
+    reasons = []
+    if px < rules.min_face_px:
+        reasons.append(f"face too small ({px:.0f} px, need {rules.min_face_px:.0f})")
+    if detection.score < rules.min_det_score:
+        reasons.append(f"face not clear enough (detector score {detection.score:.2f})")
+    if sharp < rules.min_sharpness:
+        reasons.append(f"blurred (sharpness {sharp:.0f}, need {rules.min_sharpness:.0f})")
+    if bright < rules.min_brightness:
+        reasons.append(f"too dark (brightness {bright:.0f})")
+    elif bright > rules.max_brightness:
+        reasons.append(f"too bright (brightness {bright:.0f})")
+    if abs(yaw) > rules.max_yaw:
+        reasons.append("face turned too far sideways")
+    if abs(roll) > rules.max_roll_deg:
+        reasons.append(f"head tilted too much ({abs(roll):.0f} degrees)")
+    return Quality(px, detection.score, sharp, bright, yaw, roll, tuple(reasons))

@@ -1,0 +1,102 @@
+"""The one typed settings object. Persisted as JSON by the store layer; unknown keys are ignored
+and bad values fall back to defaults with a logged warning, so an old or hand-edited file never
+stops the app from starting."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Default thresholds on the user distance scale (1 - cosine), per recognition model.
+# Measured on ../shared/faces with `faceapp evaluate` (see README, "Accuracy").
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "w600k_mbf": 0.62,
+    "w600k_r50": 0.62,
+    "sface": 0.66,
+}
+FALLBACK_THRESHOLD = 0.62
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a user can change. Frozen: change with :func:`dataclasses.replace`."""
+
+    pack: str = "buffalo_sc"
+    providers: tuple[str, ...] = ("CPUExecutionProvider",)
+    threads: int = 2
+    # Per recognition-model threshold on the user scale; missing -> DEFAULT_THRESHOLDS.
+    thresholds: dict[str, float] = field(default_factory=dict)
+    aggregate: str = "min"
+    det_threshold: float = 0.5
+    det_max_side: int = 640
+    camera: str = "0"
+    loop_video: bool = True
+    door: str = "Main entrance"
+    # Tracking / attendance
+    vote_frames: int = 3
+    min_margin: float = 0.05
+    cooldown_seconds: float = 60.0
+    reembed_every: int = 5
+    # Privacy
+    snapshot_retention_days: int = 30
+    entry_retention_days: int = 0      # 0 = keep entries forever
+    reception_mode: bool = False
+
+    def threshold_for(self, model_id: str) -> float:
+        """Threshold for a recognition model (its stored value, else the measured default)."""
+        if model_id in self.thresholds:
+            return float(self.thresholds[model_id])
+        base = model_id.split("@")[0]
+        return DEFAULT_THRESHOLDS.get(base, FALLBACK_THRESHOLD)
+
+    def with_threshold(self, model_id: str, value: float) -> Settings:
+        """A copy with the threshold of ``model_id`` set to ``value`` (clamped to 0..2)."""
+        t = dict(self.thresholds)
+        t[model_id] = float(min(2.0, max(0.0, value)))
+        return replace(self, thresholds=t)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["providers"] = list(self.providers)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        """Build from stored JSON, keeping defaults for missing or invalid values."""
+        defaults = cls()
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            default = getattr(defaults, f.name)
+            try:
+                kwargs[f.name] = _coerce(value, default)
+            except (TypeError, ValueError):
+                log.warning("settings: ignoring invalid %s=%r", f.name, value)
+        return cls(**kwargs)
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool):
+            raise TypeError
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise TypeError
+        return value
+    if isinstance(default, tuple):
+        return tuple(str(v) for v in value)
+    if isinstance(default, dict):
+        return {str(k): float(v) for k, v in dict(value).items()}
+    return value

@@ -1,0 +1,126 @@
+"""The application context: the data folder, its database, settings and the engine."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from faceapp.core.matcher import Gallery
+from faceapp.core.settings import Settings
+from faceapp.engine.catalog import get_pack
+from faceapp.engine.engine import EngineConfig, FaceEngine
+from faceapp.store.db import Store
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "faceapp.db"
+
+
+def default_home() -> Path:
+    """The data folder: $FACEAPP_HOME, else the platform's user-data folder."""
+    env = os.environ.get("FACEAPP_HOME")
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("faceapp", appauthor=False))
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    """Where everything of one installation lives."""
+
+    home: Path
+
+    @property
+    def db(self) -> Path:
+        return self.home / DB_NAME
+
+    @property
+    def models(self) -> Path:
+        return self.home / "models"
+
+
+class App:
+    """Opens the store on construction; loads the engine only when first needed."""
+
+    def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None) -> None:
+        self.paths = HomePaths(Path(home) if home is not None else default_home())
+        self.paths.home.mkdir(parents=True, exist_ok=True)
+        self.store = Store(self.paths.db)
+        self._settings = self.store.load_settings()
+        self._engine = engine
+        self._engine_lock = threading.Lock()
+        self._gallery: Gallery | None = None
+        self._gallery_lock = threading.Lock()
+
+    # -- settings -----------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    def update_settings(self, **changes) -> Settings:
+        """Persist a changed copy of the settings and return it."""
+        new = replace(self._settings, **changes)
+        self.save_settings(new)
+        return new
+
+    def save_settings(self, settings: Settings) -> None:
+        pack_changed = settings.pack != self._settings.pack
+        self.store.save_settings(settings)
+        self._settings = settings
+        if pack_changed:
+            self._engine = None
+            self.invalidate_gallery()
+
+    @property
+    def model_id(self) -> str:
+        """Embedding space of the configured pack (known without loading any model)."""
+        return self._engine.model_id if self._engine is not None else get_pack(self._settings.pack).recognizer_id
+
+    @property
+    def threshold(self) -> float:
+        return self._settings.threshold_for(self.model_id)
+
+    def set_threshold(self, value: float) -> None:
+        self.save_settings(self._settings.with_threshold(self.model_id, value))
+
+    # -- engine ---------------------------------------------------------------
+    def engine_config(self) -> EngineConfig:
+        s = self._settings
+        return EngineConfig(pack=s.pack, models_dir=self.paths.models, providers=tuple(s.providers),
+                            threads=s.threads, det_threshold=s.det_threshold, det_max_side=s.det_max_side)
+
+    @property
+    def engine(self) -> FaceEngine:
+        """The prepared engine (loads the models on first use; raises ModelError)."""
+        with self._engine_lock:
+            if self._engine is None:
+                self._engine = FaceEngine(self.engine_config())
+            engine = self._engine
+        return engine.prepare()
+
+    # -- gallery --------------------------------------------------------------
+    def gallery(self) -> Gallery:
+        """Current templates of the active model, cached until people change."""
+        with self._gallery_lock:
+            if self._gallery is None:
+                pack = get_pack(self._settings.pack)
+                self._gallery = self.store.gallery(pack.recognizer_id, dim=pack.embedding_dim)
+            return self._gallery
+
+    def invalidate_gallery(self) -> None:
+        with self._gallery_lock:
+            self._gallery = None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

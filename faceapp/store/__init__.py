@@ -1,0 +1,1 @@
+"""Persistence: SQLite through sqlite-utils, schema versioned with migrations."""

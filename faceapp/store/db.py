@@ -1,0 +1,355 @@
+"""The faceapp database: people, photos (aligned crops), templates, entries, settings.
+
+All multi-row changes run in one explicit ``BEGIN IMMEDIATE`` transaction (sqlite-utils'
+write helpers commit on their own, so they are used only outside transactions).
+WAL mode lets the GUI read while a worker writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+import sqlite_utils
+
+from faceapp.core.errors import DuplicateError, NotFoundError, StoreError
+from faceapp.core.matcher import Gallery
+from faceapp.core.settings import Settings
+from faceapp.core.types import Person
+from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 200
+
+
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 with offset (what every table stores)."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, eq=False)
+class NewPhoto:
+    """A photo accepted for enrollment: its aligned crop and its embedding."""
+
+    crop: np.ndarray
+    embedding: np.ndarray
+    quality: float | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class PhotoRecord:
+    id: int
+    person_id: int
+    crop: np.ndarray
+    quality: float | None
+    source: str | None
+    created: str
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise StoreError("could not encode image")
+    return buf.tobytes()
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise StoreError("could not encode image")
+    return buf.tobytes()
+
+
+def decode_blob(data: bytes) -> np.ndarray:
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise StoreError("a stored image is corrupt")
+    return img
+
+
+def clean_name(name: str) -> str:
+    """Validate a person's name: trimmed, 1..200 characters, no control characters."""
+    if not isinstance(name, str):
+        raise StoreError("a name must be text")
+    name = " ".join(name.split())
+    if not name:
+        raise StoreError("a name cannot be empty")
+    if len(name) > MAX_NAME:
+        raise StoreError(f"a name can have at most {MAX_NAME} characters (this one has {len(name)})")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise StoreError("a name cannot contain control characters")
+    return name
+
+
+class Store:
+    """One open database. Thread-safe: a lock serialises use of the connection."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA busy_timeout = 30000")
+            self.db = sqlite_utils.Database(conn)
+            if str(path) != ":memory:":
+                self.db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a usable faceapp database ({exc}); "
+                             f"restore a backup with: faceapp restore FILE") from exc
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.db.conn
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA optimize")
+            except sqlite3.Error:
+                pass
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- schema -------------------------------------------------------------
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer faceapp (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade faceapp or use another --home")
+        for i in range(version, SCHEMA_VERSION):
+            with self.transaction() as conn:
+                MIGRATIONS[i](conn)
+                conn.execute(f"PRAGMA user_version = {i + 1}")
+            log.info("database migrated to schema %d", i + 1)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing block: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self.conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence | dict = ()) -> list[dict]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # -- people ---------------------------------------------------------------
+    def add_person(
+        self,
+        name: str,
+        model_id: str,
+        photos: Sequence[NewPhoto] = (),
+        employee_id: str | None = None,
+        department: str | None = None,
+    ) -> int:
+        """Create a person with their photos and templates in one transaction; returns the id."""
+        name = clean_name(name)
+        with self.transaction() as conn:
+            if conn.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone():
+                raise DuplicateError(f"a person named '{name}' is already enrolled")
+            cur = conn.execute(
+                "INSERT INTO people (name, employee_id, department, active, created) VALUES (?, ?, ?, 1, ?)",
+                (name, _opt(employee_id), _opt(department), utc_now()))
+            pid = int(cur.lastrowid)
+            self._insert_photos(conn, pid, model_id, photos)
+        return pid
+
+    def add_photos(self, person_id: int, model_id: str, photos: Sequence[NewPhoto]) -> list[int]:
+        """Add photos (and their templates) to an existing person, atomically."""
+        with self.transaction() as conn:
+            self._require_person(conn, person_id)
+            return self._insert_photos(conn, person_id, model_id, photos)
+
+    def _insert_photos(self, conn, person_id: int, model_id: str, photos: Sequence[NewPhoto]) -> list[int]:
+        ids = []
+        now = utc_now()
+        for p in photos:
+            cur = conn.execute(
+                "INSERT INTO photos (person_id, crop, quality, source, created) VALUES (?, ?, ?, ?, ?)",
+                (person_id, encode_png(p.crop), p.quality, p.source, now))
+            photo_id = int(cur.lastrowid)
+            conn.execute(
+                "INSERT INTO templates (person_id, photo_id, model_id, embedding, created) VALUES (?, ?, ?, ?, ?)",
+                (person_id, photo_id, model_id, _blob(p.embedding), now))
+            ids.append(photo_id)
+        return ids
+
+    def _require_person(self, conn, person_id: int) -> None:
+        if not conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone():
+            raise NotFoundError(f"no person with id {person_id}")
+
+    def get_person(self, person_id: int) -> Person:
+        rows = self._people_rows("WHERE p.id = ?", (person_id,))
+        if not rows:
+            raise NotFoundError(f"no person with id {person_id}")
+        return rows[0]
+
+    def find_person(self, name_or_id: str | int) -> Person:
+        """Look a person up by exact name (case-insensitive), or by id when given digits."""
+        if isinstance(name_or_id, int) or (isinstance(name_or_id, str) and name_or_id.strip().isdigit()):
+            rows = self._people_rows("WHERE p.id = ?", (int(name_or_id),))
+            if rows:
+                return rows[0]
+        rows = self._people_rows("WHERE p.name = ?", (" ".join(str(name_or_id).split()),))
+        if not rows:
+            raise NotFoundError(f"no enrolled person is called '{name_or_id}' (see: faceapp people list)")
+        return rows[0]
+
+    def list_people(self, search: str | None = None, include_inactive: bool = True) -> list[Person]:
+        where, params = [], []
+        if search:
+            where.append("(p.name LIKE ? OR IFNULL(p.employee_id,'') LIKE ? OR IFNULL(p.department,'') LIKE ?)")
+            like = f"%{search}%"
+            params += [like, like, like]
+        if not include_inactive:
+            where.append("p.active = 1")
+        clause = ("WHERE " + " AND ".join(where)) if where else ""
+        return self._people_rows(clause, params)
+
+    def _people_rows(self, clause: str, params: Sequence) -> list[Person]:
+        sql = f"""SELECT p.*, (SELECT COUNT(*) FROM photos f WHERE f.person_id = p.id) AS n_photos,
+                         (SELECT COUNT(*) FROM templates t WHERE t.person_id = p.id) AS n_templates
+                  FROM people p {clause} ORDER BY p.name COLLATE NOCASE"""
+        return [Person(id=r["id"], name=r["name"], employee_id=r["employee_id"], department=r["department"],
+                       active=bool(r["active"]), created=r["created"], n_photos=r["n_photos"],
+                       n_templates=r["n_templates"]) for r in self.query(sql, params)]
+
+    def update_person(self, person_id: int, *, name: str | None = None, employee_id: str | None = None,
+                      department: str | None = None, active: bool | None = None) -> Person:
+        """Change a person's details; only the given fields change."""
+        with self.transaction() as conn:
+            self._require_person(conn, person_id)
+            if name is not None:
+                name = clean_name(name)
+                clash = conn.execute("SELECT id FROM people WHERE name = ? AND id != ?", (name, person_id)).fetchone()
+                if clash:
+                    raise DuplicateError(f"a person named '{name}' is already enrolled")
+                conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person_id))
+            if employee_id is not None:
+                conn.execute("UPDATE people SET employee_id = ? WHERE id = ?", (_opt(employee_id), person_id))
+            if department is not None:
+                conn.execute("UPDATE people SET department = ? WHERE id = ?", (_opt(department), person_id))
+            if active is not None:
+                conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(bool(active)), person_id))
+        return self.get_person(person_id)
+
+    def remove_person(self, person_id: int, remove_entries: bool = False) -> Person:
+        """Delete a person, their photos and templates (cascade) and, optionally, their log entries.
+
+        Entries that stay keep the name as text but lose the link and their snapshot."""
+        person = self.get_person(person_id)
+        with self.transaction() as conn:
+            if remove_entries:
+                conn.execute("DELETE FROM entries WHERE person_id = ?", (person_id,))
+            else:
+                conn.execute("UPDATE entries SET snapshot = NULL WHERE person_id = ?", (person_id,))
+            conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        return person
+
+    # -- photos & templates -------------------------------------------------
+    def photos(self, person_id: int | None = None) -> list[PhotoRecord]:
+        sql = "SELECT * FROM photos" + (" WHERE person_id = ?" if person_id is not None else "") + " ORDER BY id"
+        rows = self.query(sql, (person_id,) if person_id is not None else ())
+        return [PhotoRecord(r["id"], r["person_id"], decode_blob(r["crop"]), r["quality"], r["source"], r["created"])
+                for r in rows]
+
+    def remove_photo(self, photo_id: int) -> None:
+        with self.transaction() as conn:
+            cur = conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"no photo with id {photo_id}")
+
+    def gallery(self, model_id: str, active_only: bool = True, dim: int = 512) -> Gallery:
+        """Snapshot of all templates of ``model_id`` for the matcher."""
+        sql = ("SELECT t.id, t.person_id, t.embedding, p.name FROM templates t JOIN people p ON p.id = t.person_id "
+               "WHERE t.model_id = ?" + (" AND p.active = 1" if active_only else ""))
+        with self._lock:
+            rows = self.conn.execute(sql, (model_id,)).fetchall()
+        if not rows:
+            return Gallery.empty(dim)
+        emb = np.vstack([np.frombuffer(r[2], np.float32) for r in rows])
+        return Gallery.build([r[1] for r in rows], emb, {r[1]: r[3] for r in rows}, [r[0] for r in rows])
+
+    def photos_missing_templates(self, model_id: str) -> list[PhotoRecord]:
+        """Photos that have no template for ``model_id`` yet (to recompute after a model change)."""
+        rows = self.query(
+            "SELECT f.* FROM photos f WHERE NOT EXISTS (SELECT 1 FROM templates t WHERE t.photo_id = f.id "
+            "AND t.model_id = ?) ORDER BY f.id", (model_id,))
+        return [PhotoRecord(r["id"], r["person_id"], decode_blob(r["crop"]), r["quality"], r["source"], r["created"])
+                for r in rows]
+
+    def add_templates(self, model_id: str, items: Sequence[tuple[int, np.ndarray]]) -> int:
+        """Store recomputed templates as (photo_id, embedding) pairs in one transaction."""
+        now = utc_now()
+        with self.transaction() as conn:
+            for photo_id, emb in items:
+                pid = conn.execute("SELECT person_id FROM photos WHERE id = ?", (photo_id,)).fetchone()
+                if pid is None:
+                    continue  # photo deleted meanwhile
+                conn.execute(
+                    "INSERT OR REPLACE INTO templates (person_id, photo_id, model_id, embedding, created) "
+                    "VALUES (?, ?, ?, ?, ?)", (pid[0], photo_id, model_id, _blob(emb), now))
+        return len(items)
+
+    def template_count(self, model_id: str | None = None) -> int:
+        if model_id is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM templates").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM templates WHERE model_id = ?", (model_id,)).fetchone()[0])
+
+    # -- settings -------------------------------------------------------------
+    def load_settings(self) -> Settings:
+        rows = self.query("SELECT key, value FROM settings")
+        data = {}
+        for r in rows:
+            try:
+                data[r["key"]] = json.loads(r["value"])
+            except ValueError:
+                log.warning("settings: ignoring unreadable value of %s", r["key"])
+        return Settings.from_dict(data)
+
+    def save_settings(self, settings: Settings) -> None:
+        with self.transaction() as conn:
+            for key, value in settings.to_dict().items():
+                conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+
+
+def _blob(embedding: np.ndarray) -> bytes:
+    return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
+
+
+def _opt(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = " ".join(str(value).split())
+    return value or None
