@@ -57,5 +57,13 @@ def _v1(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1]
+def _v2_attendance(conn: sqlite3.Connection) -> None:
+    """Doors, access groups and richer entries (attendance issue)."""
+
+
+def _v3_security(conn: sqlite3.Connection) -> None:
+    """Audit log and administrator credentials (reliability issue)."""
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,96 @@
+"""models install / list / verify / use."""
+
+from __future__ import annotations
+
+import sys
+
+from faceapp.cli.common import Progress, open_app
+from faceapp.engine.catalog import CATALOG, get_pack
+from faceapp.engine.installer import install_pack, list_packs, verify_pack
+from faceapp.service.app import HomePaths, default_home
+
+
+def register(sub) -> None:
+    models = sub.add_parser("models", help="install, check and choose face models")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    p = msub.add_parser("install", help="install a model pack (verified against its sha256)")
+    p.add_argument("--pack", default=None, help=f"one of: {', '.join(CATALOG)} (default: the configured pack)")
+    p.add_argument("--from", dest="source", metavar="PATH",
+                   help="local folder or .zip with the model files (offline install); "
+                        "without it the official source is downloaded")
+    p.set_defaults(func=cmd_install)
+    p = msub.add_parser("list", help="list the known packs and what is installed")
+    p.set_defaults(func=cmd_list)
+    p = msub.add_parser("verify", help="check installed files against their sha256")
+    p.add_argument("--pack", default=None)
+    p.set_defaults(func=cmd_verify)
+    p = msub.add_parser("use", help="choose the pack recognition uses")
+    p.add_argument("pack", choices=sorted(CATALOG))
+    p.set_defaults(func=cmd_use)
+
+
+def _paths(args) -> HomePaths:
+    return HomePaths(default_home() if args.home is None else __import__("pathlib").Path(args.home))
+
+
+def _licence_line(name: str) -> str:
+    pack = get_pack(name)
+    use = "commercial use allowed" if pack.commercial_use else "NOT for commercial use"
+    return f"licence of '{name}': {pack.licence} ({use})"
+
+
+def cmd_install(args) -> int:
+    if args.pack is None:
+        with open_app(args) as app:
+            pack = app.settings.pack
+    else:
+        pack = get_pack(args.pack).name
+    paths = _paths(args)
+    print(_licence_line(pack), file=sys.stderr)
+    bar = Progress("installing")
+    report = install_pack(pack, paths.models, source=args.source, progress=bar.bytes)
+    print(report.summary())
+    return 0
+
+
+def cmd_list(args) -> int:
+    paths = _paths(args)
+    with open_app(args) as app:
+        active = app.settings.pack
+    for st in list_packs(paths.models):
+        mark = "*" if st.name == active else " "
+        state = "installed" if st.ok else ("DAMAGED (run: faceapp models verify)" if st.installed else "not installed")
+        licence = "commercial use OK" if st.commercial_use else "non-commercial research only"
+        print(f"{mark} {st.name:<11} {st.size / 1e6:6.1f} MB  {state:<14} {licence}  - {st.description}")
+    print("(* = pack used for recognition; change with: faceapp models use PACK)")
+    return 0
+
+
+def cmd_verify(args) -> int:
+    paths = _paths(args)
+    packs = [args.pack] if args.pack else [s.name for s in list_packs(paths.models) if s.installed]
+    if not packs:
+        print("no model pack is installed; install one with: faceapp models install --from PATH")
+        return 1
+    bad = 0
+    for name in packs:
+        rep = verify_pack(name, paths.models)
+        for f in rep.files:
+            detail = f" ({f.detail})" if f.detail else ""
+            print(f"{name}/{f.name}: {f.status}{detail}")
+        bad += not rep.ok
+    if bad:
+        print("fix with: faceapp models install --pack NAME --from PATH", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def cmd_use(args) -> int:
+    pack = get_pack(args.pack)
+    with open_app(args) as app:
+        old_model = app.model_id
+        app.update_settings(pack=pack.name)
+        print(f"recognition now uses '{pack.name}' ({pack.description})")
+        print(_licence_line(pack.name))
+        if pack.recognizer_id != old_model and app.store.photos_missing_templates(pack.recognizer_id):
+            print("enrolled people need templates for this model: run  faceapp people recompute")
+    return 0

@@ -1,0 +1,1 @@
+"""Face detection and recognition models: catalogue, installer and inference backends."""

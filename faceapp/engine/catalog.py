@@ -1,0 +1,196 @@
+"""The model packs faceapp knows: which files, their hashes, licences and official sources.
+
+Weights are never shipped with the app; :mod:`faceapp.engine.installer` fetches or copies
+them into ``<models_dir>/<pack>/`` and checks every file against the hashes below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faceapp.core.errors import ModelError
+
+_INSIGHTFACE_RELEASE = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+_OPENCV_ZOO = "https://github.com/opencv/opencv_zoo/raw/main/models"
+_INSIGHTFACE_LICENCE = "insightface model packs: non-commercial research use only"
+_INSIGHTFACE_SOURCE = "insightface GitHub release v0.7 (deepinsight/insightface, model zoo)"
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """One ONNX file of a pack and where its official copy lives."""
+
+    name: str
+    role: str  # "detector" | "recognizer"
+    sha256: str  # "" when no hash is published: the installer then checks the size only
+    size: int
+    url: str | None  # the file itself, or the zip that contains it
+    member: str | None = None  # path inside the zip at ``url``, if ``url`` is a zip
+
+
+@dataclass(frozen=True)
+class ModelPack:
+    """A detector + recognizer pair that the engine loads together."""
+
+    name: str
+    backend: str  # "insightface" | "opencv"
+    detector: ModelFile
+    recognizer: ModelFile
+    licence: str
+    commercial_use: bool
+    source: str
+    description: str
+    # Identifies the embedding space: templates are comparable across packs with the same id.
+    recognizer_id: str
+    embedding_dim: int
+
+    @property
+    def files(self) -> tuple[ModelFile, ModelFile]:
+        """The detector and recognizer files, in that order."""
+        return (self.detector, self.recognizer)
+
+    @property
+    def size(self) -> int:
+        """Bytes on disk once installed."""
+        return self.detector.size + self.recognizer.size
+
+
+def _insightface_file(spec: tuple[str, str, int], role: str, zip_pack: str) -> ModelFile:
+    name, sha256, size = spec
+    return ModelFile(
+        name=name,
+        role=role,
+        sha256=sha256,
+        size=size,
+        url=f"{_INSIGHTFACE_RELEASE}/{zip_pack}.zip",
+        member=name,  # the official zips hold their files at the root
+    )
+
+
+# sha256 and byte size of the official, unmodified files.
+_DET_500M = (
+    "det_500m.onnx",
+    "5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
+    2_524_817,
+)
+_DET_2_5G = (
+    "det_2.5g.onnx",
+    "041f73f47371333d1d17a6fee6c8ab4e6aecabefe398ff32cca4e2d5eaee0af9",
+    3_292_009,
+)
+_W600K_MBF = (
+    "w600k_mbf.onnx",
+    "9cc6e4a75f0e2bf0b1aed94578f144d15175f357bdc05e815e5c4a02b319eb4f",
+    13_616_099,
+)
+# insightface publishes no per-file hashes for buffalo_l; these are the values recorded
+# independently by many projects that pin the v0.7 buffalo_l.zip members, and they agree.
+_DET_10G = (
+    "det_10g.onnx",
+    "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
+    16_923_827,
+)
+_W600K_R50 = (
+    "w600k_r50.onnx",
+    "4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
+    174_383_860,
+)
+
+CATALOG: dict[str, ModelPack] = {
+    "buffalo_sc": ModelPack(
+        name="buffalo_sc",
+        backend="insightface",
+        detector=_insightface_file(_DET_500M, "detector", zip_pack="buffalo_sc"),
+        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_sc"),
+        licence=_INSIGHTFACE_LICENCE,
+        commercial_use=False,
+        source=f"{_INSIGHTFACE_SOURCE}, buffalo_sc.zip",
+        description="SCRFD-500MF detector + ArcFace MobileFaceNet (WebFace600K), 512-d. "
+        "Small and fast: the default.",
+        recognizer_id="w600k_mbf",
+        embedding_dim=512,
+    ),
+    "buffalo_s": ModelPack(
+        name="buffalo_s",
+        backend="insightface",
+        detector=_insightface_file(_DET_500M, "detector", zip_pack="buffalo_s"),
+        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_s"),
+        licence=_INSIGHTFACE_LICENCE,
+        commercial_use=False,
+        source=f"{_INSIGHTFACE_SOURCE}, buffalo_s.zip",
+        description="Same detector and recognizer as buffalo_sc (the official zip also holds "
+        "landmark models, which faceapp does not use or install).",
+        recognizer_id="w600k_mbf",
+        embedding_dim=512,
+    ),
+    "buffalo_m": ModelPack(
+        name="buffalo_m",
+        backend="insightface",
+        # The official buffalo_m.zip pairs det_2.5g with w600k_r50; faceapp pairs it with the
+        # small recognizer so templates stay comparable with buffalo_sc. Hence two zips.
+        detector=_insightface_file(_DET_2_5G, "detector", zip_pack="buffalo_m"),
+        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_sc"),
+        licence=_INSIGHTFACE_LICENCE,
+        commercial_use=False,
+        source=f"{_INSIGHTFACE_SOURCE}: det_2.5g.onnx from buffalo_m.zip, "
+        "w600k_mbf.onnx from buffalo_sc.zip",
+        description="SCRFD-2.5GF detector (finds smaller and turned faces better than "
+        "det_500m) + ArcFace MobileFaceNet, 512-d. faceapp's own pairing: the official "
+        "buffalo_m uses det_2.5g with w600k_r50; here det_2.5g is paired with w600k_mbf, "
+        "so templates are shared with buffalo_sc/buffalo_s.",
+        recognizer_id="w600k_mbf",
+        embedding_dim=512,
+    ),
+    "buffalo_l": ModelPack(
+        name="buffalo_l",
+        backend="insightface",
+        detector=_insightface_file(_DET_10G, "detector", zip_pack="buffalo_l"),
+        recognizer=_insightface_file(_W600K_R50, "recognizer", zip_pack="buffalo_l"),
+        licence=_INSIGHTFACE_LICENCE,
+        commercial_use=False,
+        source=f"{_INSIGHTFACE_SOURCE}, buffalo_l.zip",
+        description="SCRFD-10GF detector + ArcFace ResNet-50 (WebFace600K), 512-d. Most "
+        "accurate, about 190 MB and several times slower on CPU.",
+        recognizer_id="w600k_r50",
+        embedding_dim=512,
+    ),
+    "opencv": ModelPack(
+        name="opencv",
+        backend="opencv",
+        detector=ModelFile(
+            name="face_detection_yunet_2023mar.onnx",
+            role="detector",
+            sha256="8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4",
+            size=232_589,
+            url=f"{_OPENCV_ZOO}/face_detection_yunet/face_detection_yunet_2023mar.onnx",
+            member=None,
+        ),
+        recognizer=ModelFile(
+            name="face_recognition_sface_2021dec.onnx",
+            role="recognizer",
+            sha256="0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",
+            size=38_696_353,
+            url=f"{_OPENCV_ZOO}/face_recognition_sface/face_recognition_sface_2021dec.onnx",
+            member=None,
+        ),
+        licence="YuNet: MIT; SFace: Apache-2.0",
+        commercial_use=True,
+        source="OpenCV Zoo (github.com/opencv/opencv_zoo): models/face_detection_yunet/ "
+        "and models/face_recognition_sface/",
+        description="OpenCV YuNet detector + SFace recognizer, 128-d. The licence-clean "
+        "choice for commercial use.",
+        recognizer_id="sface",
+        embedding_dim=128,
+    ),
+}
+
+DEFAULT_PACK = "buffalo_sc"
+
+
+def get_pack(name: str) -> ModelPack:
+    """The catalogue entry called ``name``; ModelError if there is none."""
+    try:
+        return CATALOG[name]
+    except KeyError:
+        choices = ", ".join(CATALOG)
+        raise ModelError(f"unknown model pack {name!r}; choose one of: {choices}") from None
