@@ -1,0 +1,389 @@
+"""Persistence of the entry log, doors and access groups (tables of migration v2).
+
+:class:`AttendanceStore` wraps an open :class:`faceapp.store.db.Store`; every change runs in
+one transaction of that store, so the GUI thread and a pipeline worker can share it.
+Times are stored as UTC ISO 8601 with milliseconds ("2024-05-02T06:59:12.345+00:00"), the same
+format as :func:`faceapp.store.db.utc_now`, so text comparison orders them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import cv2
+import numpy as np
+
+from faceapp.core.access import AccessRuleError, AccessRules, DoorPolicy, TimeWindow, format_hours, parse_hours
+from faceapp.core.errors import DuplicateError, NotFoundError, StoreError
+from faceapp.core.types import BBox
+from faceapp.store.db import Store, clean_name, encode_jpeg, utc_now
+
+log = logging.getLogger(__name__)
+
+DECISIONS = ("granted", "denied", "unknown")
+SNAPSHOT_SIZE = 160
+
+
+def utc_iso(when: datetime) -> str:
+    """An aware datetime in the stored format (UTC, milliseconds). Naive means UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def make_snapshot(image: np.ndarray, bbox: BBox, size: int = SNAPSHOT_SIZE, margin: float = 0.35,
+                  quality: int = 80) -> bytes | None:
+    """A small JPEG of the face with some context around it: longest side ``size`` px (a few kB)."""
+    h, w = image.shape[:2]
+    mx, my = bbox.width * margin, bbox.height * margin
+    x1, y1 = max(0, int(bbox.x1 - mx)), max(0, int(bbox.y1 - my))
+    x2, y2 = min(w, int(round(bbox.x2 + mx))), min(h, int(round(bbox.y2 + my)))
+    if x2 - x1 < 2 or y2 - y1 < 2:
+        return None
+    crop = image[y1:y2, x1:x2]
+    scale = size / float(max(crop.shape[:2]))
+    if scale < 1.0:
+        crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+                          interpolation=cv2.INTER_AREA)
+    return encode_jpeg(np.ascontiguousarray(crop), quality)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry to log. ``time`` is an aware datetime (stored as UTC)."""
+
+    time: datetime
+    door: str
+    person_id: int | None
+    person_name: str | None
+    decision: str
+    distance: float | None = None
+    reason: str | None = None
+    track_id: int | None = None
+    snapshot: bytes | None = None
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """A logged entry as listed (the snapshot itself is fetched separately)."""
+
+    id: int
+    time: str
+    door: str
+    person_id: int | None
+    person_name: str | None
+    decision: str
+    distance: float | None
+    reason: str | None
+    track_id: int | None
+    has_snapshot: bool
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromisoformat(self.time)
+
+
+@dataclass(frozen=True)
+class EntryQuery:
+    """Filters of the entry log. ``since`` is inclusive, ``until`` exclusive (UTC ISO strings);
+    ``person`` matches the logged name (case-insensitive) or ``person_id``."""
+
+    since: str | None = None
+    until: str | None = None
+    door: str | None = None
+    person: str | None = None
+    person_id: int | None = None
+    decision: str | None = None
+    after_id: int | None = None
+    limit: int | None = None
+    newest_first: bool = False
+
+
+@dataclass(frozen=True)
+class Door:
+    id: int
+    name: str
+    hours: str | None
+    groups: tuple[tuple[str, str | None], ...]   # (group name, that group's hours or None)
+    created: str
+
+    @property
+    def open_to_all(self) -> bool:
+        """A door with no groups admits every enrolled person (within its hours)."""
+        return not self.groups
+
+
+@dataclass(frozen=True)
+class Group:
+    id: int
+    name: str
+    members: tuple[str, ...]
+    doors: tuple[str, ...]
+    created: str
+
+
+class AttendanceStore:
+    """Entries, doors and groups in one faceapp database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- entries ---------------------------------------------------------------------------
+    def add_entry(self, entry: NewEntry) -> int:
+        """Log one entry; returns its id."""
+        if entry.decision not in DECISIONS:
+            raise StoreError(f"unknown decision {entry.decision!r}")
+        distance = entry.distance if entry.distance is not None and np.isfinite(entry.distance) else None
+        with self.store.transaction() as conn:
+            cur = conn.execute(
+                "INSERT INTO entries (time, door, person_id, person_name, decision, distance, snapshot, track_id, "
+                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (utc_iso(entry.time), entry.door, entry.person_id, entry.person_name, entry.decision,
+                 None if distance is None else float(distance), entry.snapshot, entry.track_id, entry.reason))
+            return int(cur.lastrowid)
+
+    def entries(self, query: EntryQuery = EntryQuery()) -> list[EntryRecord]:
+        """Entries matching ``query``, oldest first unless ``newest_first``."""
+        where, params = [], []
+        if query.since:
+            where.append("time >= ?")
+            params.append(query.since)
+        if query.until:
+            where.append("time < ?")
+            params.append(query.until)
+        if query.door:
+            where.append("door = ? COLLATE NOCASE")
+            params.append(" ".join(query.door.split()))
+        if query.person is not None or query.person_id is not None:
+            where.append("(person_name = ? COLLATE NOCASE OR person_id = ?)")
+            params += [" ".join((query.person or "").split()) or None, query.person_id]
+        if query.decision:
+            where.append("decision = ?")
+            params.append(query.decision)
+        if query.after_id is not None:
+            where.append("id > ?")
+            params.append(query.after_id)
+        sql = ("SELECT id, time, door, person_id, person_name, decision, distance, reason, track_id, "
+               "snapshot IS NOT NULL AS has_snapshot FROM entries")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        order = "DESC" if query.newest_first else "ASC"
+        sql += f" ORDER BY time {order}, id {order}"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(query.limit))
+        return [EntryRecord(r["id"], r["time"], r["door"], r["person_id"], r["person_name"], r["decision"],
+                            r["distance"], r["reason"], r["track_id"], bool(r["has_snapshot"]))
+                for r in self.store.query(sql, params)]
+
+    def snapshot(self, entry_id: int) -> bytes | None:
+        """The JPEG snapshot of an entry (None if it has none or it was purged)."""
+        rows = self.store.query("SELECT snapshot FROM entries WHERE id = ?", (entry_id,))
+        return rows[0]["snapshot"] if rows else None
+
+    def max_entry_id(self) -> int:
+        """The newest entry id (0 when empty): a cheap "did anything change?" probe."""
+        return int(self.store.query("SELECT IFNULL(MAX(id), 0) AS m FROM entries")[0]["m"])
+
+    def purge_snapshots(self, before: str) -> int:
+        """Drop snapshots of entries logged before ``before`` (UTC ISO); the entries stay."""
+        with self.store.transaction() as conn:
+            cur = conn.execute("UPDATE entries SET snapshot = NULL WHERE snapshot IS NOT NULL AND time < ?",
+                               (before,))
+            return int(cur.rowcount)
+
+    def recent_people(self, door: str, since: str) -> dict[int, str]:
+        """person id -> time of their newest entry at ``door`` since ``since`` (cooldown after a restart)."""
+        rows = self.store.query(
+            "SELECT person_id, MAX(time) AS t FROM entries WHERE person_id IS NOT NULL AND time >= ? "
+            "AND door = ? COLLATE NOCASE GROUP BY person_id", (since, door))
+        return {int(r["person_id"]): r["t"] for r in rows}
+
+    def logged_door_names(self) -> list[str]:
+        """Every door name that appears in the log or the doors table."""
+        rows = self.store.query("SELECT name FROM doors UNION SELECT DISTINCT door FROM entries")
+        return sorted({r["name"] for r in rows}, key=str.casefold)
+
+    def logged_person_names(self) -> list[str]:
+        """Every person name that appears in the log (deleted people included)."""
+        rows = self.store.query("SELECT DISTINCT person_name FROM entries WHERE person_name IS NOT NULL")
+        return [r["person_name"] for r in rows]
+
+    # -- doors --------------------------------------------------------------------------------
+    def _rows(self, select: str, name: str | None) -> list[dict]:
+        """All rows of a doors/groups SELECT, or the one whose name is ``name``, by name."""
+        if name is None:
+            return self.store.query(select + " ORDER BY name COLLATE NOCASE")
+        return self.store.query(select + " WHERE name = ? ORDER BY name COLLATE NOCASE", (" ".join(name.split()),))
+
+    def _door_row(self, conn, name: str):
+        row = conn.execute("SELECT id, name FROM doors WHERE name = ?", (" ".join(name.split()),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no door called '{name}' (see: faceapp door list)")
+        return row
+
+    def _group_row(self, conn, name: str):
+        row = conn.execute("SELECT id, name FROM access_groups WHERE name = ?", (" ".join(name.split()),)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no access group called '{name}' (create it with: faceapp group add '{name}')")
+        return row
+
+    def add_door(self, name: str, hours: str | None = None, groups: tuple[str, ...] | list[str] = ()) -> Door:
+        """Create a door, optionally with opening hours and the groups it admits (which must exist)."""
+        name = clean_name(name)
+        text = _hours_text(hours)
+        with self.store.transaction() as conn:
+            if conn.execute("SELECT 1 FROM doors WHERE name = ?", (name,)).fetchone():
+                raise DuplicateError(f"a door called '{name}' exists already")
+            door_id = int(conn.execute("INSERT INTO doors (name, hours, created) VALUES (?, ?, ?)",
+                                       (name, text, utc_now())).lastrowid)
+            for g in groups:
+                gid = self._group_row(conn, g)[0]
+                conn.execute("INSERT OR IGNORE INTO door_groups (door_id, group_id) VALUES (?, ?)", (door_id, gid))
+        return self.door(name)
+
+    def door(self, name: str) -> Door:
+        for d in self.doors(name):
+            return d
+        raise NotFoundError(f"no door called '{name}' (see: faceapp door list)")
+
+    def doors(self, name: str | None = None) -> list[Door]:
+        """All doors (or the one called ``name``), with their groups."""
+        doors = self._rows("SELECT id, name, hours, created FROM doors", name)
+        links = self.store.query(
+            "SELECT dg.door_id, g.name, dg.hours FROM door_groups dg JOIN access_groups g ON g.id = dg.group_id "
+            "ORDER BY g.name COLLATE NOCASE")
+        by_door: dict[int, list[tuple[str, str | None]]] = {}
+        for r in links:
+            by_door.setdefault(r["door_id"], []).append((r["name"], r["hours"]))
+        return [Door(r["id"], r["name"], r["hours"], tuple(by_door.get(r["id"], ())), r["created"]) for r in doors]
+
+    def remove_door(self, name: str) -> None:
+        """Delete a door and its group links (its log entries stay, with the door's name)."""
+        with self.store.transaction() as conn:
+            conn.execute("DELETE FROM doors WHERE id = ?", (self._door_row(conn, name)[0],))
+
+    def set_door_hours(self, name: str, hours: str | None) -> Door:
+        """Set (or with None/"always", clear) the hours that apply to everyone at a door."""
+        text = _hours_text(hours)
+        with self.store.transaction() as conn:
+            conn.execute("UPDATE doors SET hours = ? WHERE id = ?", (text, self._door_row(conn, name)[0]))
+        return self.door(name)
+
+    def allow_group(self, door: str, group: str, hours: str | None = None) -> Door:
+        """Let a group through a door, optionally only within ``hours`` (replaces earlier hours)."""
+        text = _hours_text(hours)
+        with self.store.transaction() as conn:
+            did, gid = self._door_row(conn, door)[0], self._group_row(conn, group)[0]
+            conn.execute("INSERT OR REPLACE INTO door_groups (door_id, group_id, hours) VALUES (?, ?, ?)",
+                         (did, gid, text))
+        return self.door(door)
+
+    def disallow_group(self, door: str, group: str, open_door: bool = False) -> Door:
+        """Stop admitting a group. Removing a door's last group would open it to everyone, so that
+        needs ``open_door=True``."""
+        with self.store.transaction() as conn:
+            drow, grow = self._door_row(conn, door), self._group_row(conn, group)
+            n = conn.execute("SELECT COUNT(*) FROM door_groups WHERE door_id = ?", (drow[0],)).fetchone()[0]
+            linked = conn.execute("SELECT 1 FROM door_groups WHERE door_id = ? AND group_id = ?",
+                                  (drow[0], grow[0])).fetchone()
+            if not linked:
+                raise NotFoundError(f"door '{drow[1]}' does not admit group '{grow[1]}'")
+            if n == 1 and not open_door:
+                raise StoreError(f"'{grow[1]}' is the last group of door '{drow[1]}': without groups the door "
+                                 f"admits every enrolled person; confirm with --open, or remove the door")
+            conn.execute("DELETE FROM door_groups WHERE door_id = ? AND group_id = ?", (drow[0], grow[0]))
+        return self.door(door)
+
+    # -- groups ---------------------------------------------------------------------------------
+    def add_group(self, name: str) -> Group:
+        name = clean_name(name)
+        with self.store.transaction() as conn:
+            if conn.execute("SELECT 1 FROM access_groups WHERE name = ?", (name,)).fetchone():
+                raise DuplicateError(f"an access group called '{name}' exists already")
+            conn.execute("INSERT INTO access_groups (name, created) VALUES (?, ?)", (name, utc_now()))
+        return self.group(name)
+
+    def group(self, name: str) -> Group:
+        for g in self.groups(name):
+            return g
+        raise NotFoundError(f"no access group called '{name}' (see: faceapp group list)")
+
+    def groups(self, name: str | None = None) -> list[Group]:
+        """All groups (or the one called ``name``) with their members and doors."""
+        rows = self._rows("SELECT id, name, created FROM access_groups", name)
+        members: dict[int, list[str]] = {}
+        for r in self.store.query("SELECT pg.group_id, p.name FROM person_groups pg JOIN people p "
+                                  "ON p.id = pg.person_id ORDER BY p.name COLLATE NOCASE"):
+            members.setdefault(r["group_id"], []).append(r["name"])
+        doors: dict[int, list[str]] = {}
+        for r in self.store.query("SELECT dg.group_id, d.name FROM door_groups dg JOIN doors d ON d.id = dg.door_id "
+                                  "ORDER BY d.name COLLATE NOCASE"):
+            doors.setdefault(r["group_id"], []).append(r["name"])
+        return [Group(r["id"], r["name"], tuple(members.get(r["id"], ())), tuple(doors.get(r["id"], ())),
+                      r["created"]) for r in rows]
+
+    def remove_group(self, name: str) -> None:
+        """Delete a group. Refused while a door admits it: that door might end up open to everyone."""
+        with self.store.transaction() as conn:
+            gid, gname = self._group_row(conn, name)
+            used = [r[0] for r in conn.execute(
+                "SELECT d.name FROM door_groups dg JOIN doors d ON d.id = dg.door_id WHERE dg.group_id = ? "
+                "ORDER BY d.name", (gid,))]
+            if used:
+                raise StoreError(f"group '{gname}' is admitted at {', '.join(used)}; "
+                                 f"disallow it there first (faceapp door disallow DOOR '{gname}')")
+            conn.execute("DELETE FROM access_groups WHERE id = ?", (gid,))
+
+    def assign(self, person_id: int, group: str) -> None:
+        """Put a person into a group (no-op if already a member)."""
+        with self.store.transaction() as conn:
+            if not conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone():
+                raise NotFoundError(f"no person with id {person_id}")
+            gid = self._group_row(conn, group)[0]
+            conn.execute("INSERT OR IGNORE INTO person_groups (person_id, group_id) VALUES (?, ?)", (person_id, gid))
+
+    def unassign(self, person_id: int, group: str) -> None:
+        with self.store.transaction() as conn:
+            gid, gname = self._group_row(conn, group)
+            cur = conn.execute("DELETE FROM person_groups WHERE person_id = ? AND group_id = ?", (person_id, gid))
+            if cur.rowcount == 0:
+                raise NotFoundError(f"person {person_id} is not in group '{gname}'")
+
+    def person_groups(self, person_id: int) -> list[str]:
+        rows = self.store.query("SELECT g.name FROM person_groups pg JOIN access_groups g ON g.id = pg.group_id "
+                                "WHERE pg.person_id = ? ORDER BY g.name COLLATE NOCASE", (person_id,))
+        return [r["name"] for r in rows]
+
+    # -- rules -----------------------------------------------------------------------------------
+    def access_rules(self) -> AccessRules:
+        """Every door's policy and every person's groups, for :mod:`faceapp.core.access`."""
+        doors: dict[str, DoorPolicy] = {}
+        door_rows = self.store.query("SELECT id, name, hours FROM doors")
+        links: dict[int, dict[int, tuple]] = {}
+        for r in self.store.query("SELECT door_id, group_id, hours FROM door_groups"):
+            links.setdefault(r["door_id"], {})[r["group_id"]] = _stored_hours(r["hours"])
+        for r in door_rows:
+            doors[r["name"].casefold()] = DoorPolicy(r["name"], _stored_hours(r["hours"]), links.get(r["id"], {}))
+        person_groups: dict[int, set[int]] = {}
+        for r in self.store.query("SELECT person_id, group_id FROM person_groups"):
+            person_groups.setdefault(r["person_id"], set()).add(r["group_id"])
+        names = {r["id"]: r["name"] for r in self.store.query("SELECT id, name FROM access_groups")}
+        return AccessRules(doors, {p: frozenset(g) for p, g in person_groups.items()}, names)
+
+
+def _hours_text(hours: str | None) -> str | None:
+    """Validated, canonical hours text (None = no restriction)."""
+    windows = parse_hours(hours)
+    return format_hours(windows) if windows else None
+
+
+def _stored_hours(text: str | None) -> tuple[TimeWindow, ...]:
+    try:
+        return parse_hours(text)
+    except AccessRuleError as exc:
+        # Hours are validated on the way in; a hand-edited database must not open a door.
+        log.warning("unreadable door hours %r (%s): treating them as never open", text, exc)
+        return (TimeWindow(frozenset()),)
