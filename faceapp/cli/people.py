@@ -6,7 +6,7 @@ import sys
 
 from faceapp.cli.common import Progress, open_app, print_json
 from faceapp.core.errors import FaceAppError
-from faceapp.service import enroll, recognize
+from faceapp.service import enroll, recognize, templates
 
 
 def register(sub) -> None:
@@ -43,6 +43,9 @@ def register(sub) -> None:
     p.add_argument("person", metavar="NAME_OR_ID")
     p.add_argument("--with-entries", action="store_true", help="also delete their attendance log entries")
     p.set_defaults(func=cmd_people_remove)
+    p = psub.add_parser("recompute", help="compute templates for the current recognition model from the stored "
+                                          "face crops (after changing the model pack)")
+    p.set_defaults(func=cmd_people_recompute)
 
 
 def cmd_enroll(args) -> int:
@@ -136,4 +139,15 @@ def cmd_people_remove(args) -> int:
         app.store.remove_person(person.id, remove_entries=args.with_entries)
         app.invalidate_gallery()
     print(f"removed '{person.name}' with {person.n_photos} photo(s) and their templates")
+    return 0
+
+
+def cmd_people_recompute(args) -> int:
+    with open_app(args) as app:
+        before = templates.template_status(app)
+        if before.complete:
+            print(f"all {before.photos} photo(s) already have templates for {before.model_id}")
+            return 0
+        added = templates.recompute_templates(app, progress=Progress("recomputing"))
+        print(f"computed {added} template(s) for {before.model_id}")
     return 0

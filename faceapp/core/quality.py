@@ -20,7 +20,9 @@ class QualityRules:
 
     min_face_px: float = 40.0        # shorter side of the detection box
     min_det_score: float = 0.6
-    min_sharpness: float = 40.0      # variance of the Laplacian of the grey crop
+    # Contrast-relative sharpness (see sharpness_of). On ../shared/faces every real photo
+    # scored >= 24 and 90% of them blurred by a Gaussian of 2% of the face width < 19.
+    min_sharpness: float = 20.0
     min_brightness: float = 40.0     # mean grey level of the crop, 0..255
     max_brightness: float = 225.0
     max_yaw: float = 0.45            # nose offset from the eye midline / eye distance
@@ -46,7 +48,7 @@ class Quality:
     @property
     def score(self) -> float:
         """0..1 summary used to rank shots (sharper, more frontal, larger is better)."""
-        s = min(1.0, self.sharpness / 300.0) * 0.4 + (1.0 - min(1.0, abs(self.yaw) / 0.5)) * 0.3
+        s = min(1.0, self.sharpness / 200.0) * 0.4 + (1.0 - min(1.0, abs(self.yaw) / 0.5)) * 0.3
         return float(s + min(1.0, self.face_px / 150.0) * 0.2 + min(1.0, self.det_score) * 0.1)
 
 
@@ -55,6 +57,16 @@ def laplacian_variance(gray: np.ndarray) -> float:
     g = gray.astype(np.float32)
     lap = -4.0 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]
     return float(lap.var())
+
+
+def sharpness_of(gray: np.ndarray) -> float:
+    """Laplacian variance relative to the grey-level variance, x1000.
+
+    Relative, so a dark or low-contrast but sharp face is not called blurred (the raw
+    Laplacian variance falls with the square of the contrast); the floor on the variance
+    keeps an almost flat picture from scoring high on its noise."""
+    g = gray.astype(np.float32)
+    return 1000.0 * laplacian_variance(g) / max(float(g.var()), 100.0)
 
 
 def pose_from_landmarks(landmarks: np.ndarray) -> tuple[float, float]:
@@ -83,7 +95,7 @@ def assess(detection: Detection, crop_bgr: np.ndarray, rules: QualityRules = Qua
     gray = gray_of(crop_bgr)
     # The centre of the crop is the face itself; borders may be padding or background.
     inner = gray[16:104, 20:92]
-    sharp = laplacian_variance(inner)
+    sharp = sharpness_of(inner)
     bright = float(inner.mean())
     yaw, roll = pose_from_landmarks(detection.landmarks)
     px = min(detection.bbox.width, detection.bbox.height)

@@ -2,7 +2,8 @@
 
 Construct with explicit model paths/providers, call :meth:`FaceEngine.prepare` once
 (it loads the models), then call :meth:`analyze` / :meth:`detect` / :meth:`embed`
-from any one thread at a time. Nothing is loaded at import time and nothing is
+from any thread: model runs are serialised by a lock, because the OpenCV detector keeps
+per-call state and two callers (live recognition and the enrollment dialog) share one engine. Nothing is loaded at import time and nothing is
 ever downloaded here: missing models are a :class:`ModelError` naming the fix.
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from faceapp.core.align import alignment_matrix
 from faceapp.core.errors import ModelError
-from faceapp.core.image import to_bgr8
+from faceapp.core.image import MAX_PIXELS, to_bgr8
 from faceapp.core.scale import l2_normalize
 from faceapp.core.types import BBox, Detection, Face
 from faceapp.engine.catalog import ModelPack, get_pack
@@ -29,6 +30,7 @@ from faceapp.engine.installer import require_pack
 log = logging.getLogger(__name__)
 
 CROP_SIZE = 112
+MIN_DETECT_SIDE = 8  # pixels at detector input; SCRFD's finest stride
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class FaceEngine:
         self.pack: ModelPack = get_pack(config.pack)
         self._backend: _Backend | None = None
         self._lock = threading.Lock()
+        self._run_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -112,7 +115,11 @@ class FaceEngine:
         img = to_bgr8(image)
         h, w = img.shape[:2]
         size = detector_input_size(w, h, max_side or self.config.det_max_side)
-        boxes, kps = backend.detect(img, size, self.config.det_threshold)
+        # A strip a few pixels thin at detector scale holds no face (and would make SCRFD's resize fail).
+        if min(w, h) * min(size[0] / w, size[1] / h) < MIN_DETECT_SIDE:
+            return []
+        with self._run_lock:
+            boxes, kps = backend.detect(img, size, self.config.det_threshold)
         out = []
         for b, k in zip(boxes, kps):
             x1, y1, x2, y2 = (float(v) for v in b[:4])
@@ -135,7 +142,9 @@ class FaceEngine:
         if len(crops) == 0:
             return np.zeros((0, self.embedding_dim), np.float32)
         backend = self._require()
-        emb = backend.embed([to_bgr8(c) for c in crops])
+        batch = [to_bgr8(c) for c in crops]
+        with self._run_lock:
+            emb = backend.embed(batch)
         return l2_normalize(emb)
 
     def embed(self, image: np.ndarray, detections: Sequence[Detection]) -> list[Face]:
@@ -159,6 +168,8 @@ class FaceEngine:
             return faces
         h, w = img.shape[:2]
         pad = max(h, w) // 2
+        if (h + 2 * pad) * (w + 2 * pad) > MAX_PIXELS:
+            return []  # a big photo: not a tight badge crop, and padding it would exceed the size limit
         padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(127, 127, 127))
         found = self.detect(padded)
         faces = []
