@@ -11,6 +11,11 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
+# opencv-python points Qt at its own bundled plugins; undo that for the whole session.
+from faceapp.gui.qt_env import clean_qt_environment
+
+clean_qt_environment()
+
 REPO = Path(__file__).resolve().parents[1]
 
 

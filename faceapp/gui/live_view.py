@@ -1,0 +1,408 @@
+"""The video widget: the frame scaled to fit, with boxes and name plates drawn on top.
+
+Boxes and text are drawn with QPainter in widget coordinates (not burnt into the
+frame), so they stay sharp at any window size and on HiDPI screens, and text size
+follows the window, not the camera resolution.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPainterPath, QPaintEvent, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from faceapp.gui.qt_env import bgr_to_qimage
+from faceapp.service.pipeline import TrackedFace
+
+
+@dataclass(frozen=True)
+class FaceStyle:
+    """How one kind of decision looks: box/plate colour, text colour, box line, icon."""
+
+    color: str
+    text: str
+    dash: Qt.PenStyle
+    icon: str  # check | question | cross | dots
+
+
+# Colour is not the only cue (colour-blind staff, grey-scale screenshots): the box line
+# and the icon on the plate differ too.
+STYLES: dict[str, FaceStyle] = {
+    "known": FaceStyle("#22b35e", "#ffffff", Qt.PenStyle.SolidLine, "check"),
+    "unknown": FaceStyle("#f5a623", "#1a1a1a", Qt.PenStyle.DashLine, "question"),
+    "denied": FaceStyle("#e0392b", "#ffffff", Qt.PenStyle.SolidLine, "cross"),
+    "pending": FaceStyle("#8e8e8e", "#ffffff", Qt.PenStyle.DotLine, "dots"),
+}
+
+
+def face_kind(face: TrackedFace) -> str:
+    """known | unknown | denied | pending: which style a face is drawn with."""
+    if face.decision == "denied":
+        return "denied"
+    if face.decision == "pending":
+        return "pending"
+    return "known" if face.known else "unknown"
+
+
+def format_distance(distance: float) -> str:
+    """A distance as shown everywhere in the window (the slider uses the same format)."""
+    return f"{distance:.2f}" if math.isfinite(distance) else "–"
+
+
+def face_label(face: TrackedFace) -> tuple[str, str]:
+    """(main text, distance text) of a face's plate."""
+    kind = face_kind(face)
+    dist = format_distance(face.distance) if math.isfinite(face.distance) else ""
+    if kind == "pending":
+        return "identifying…", dist
+    if kind == "denied":
+        who = face.candidate_name if face.known and face.candidate_name else "unknown"
+        return f"{who} · no access", dist
+    if kind == "known":
+        return face.candidate_name or f"person {face.candidate_id}", dist
+    return "unknown", dist
+
+
+def fit_rect(image_w: int, image_h: int, area: QRectF) -> QRectF:
+    """The largest rectangle of the image's aspect centred in ``area``."""
+    if image_w <= 0 or image_h <= 0 or area.width() <= 0 or area.height() <= 0:
+        return QRectF()
+    scale = min(area.width() / image_w, area.height() / image_h)
+    w, h = image_w * scale, image_h * scale
+    return QRectF(area.x() + (area.width() - w) / 2.0, area.y() + (area.height() - h) / 2.0, w, h)
+
+
+def _draw_icon(p: QPainter, icon: str, box: QRectF, color: QColor) -> None:
+    """A small symbol in a circle: check, question mark, cross or three dots."""
+    p.save()
+    r = box.width() / 2.0
+    c = box.center()
+    pen = QPen(color, max(1.2, r * 0.22))
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+    p.setPen(pen)
+    p.setBrush(Qt.BrushStyle.NoBrush)
+    p.drawEllipse(c, r * 0.88, r * 0.88)
+    if icon == "check":
+        path = QPainterPath(QPointF(c.x() - r * 0.42, c.y() + r * 0.02))
+        path.lineTo(c.x() - r * 0.12, c.y() + r * 0.32)
+        path.lineTo(c.x() + r * 0.45, c.y() - r * 0.32)
+        p.drawPath(path)
+    elif icon == "cross":
+        d = r * 0.36
+        p.drawLine(QPointF(c.x() - d, c.y() - d), QPointF(c.x() + d, c.y() + d))
+        p.drawLine(QPointF(c.x() - d, c.y() + d), QPointF(c.x() + d, c.y() - d))
+    elif icon == "question":
+        path = QPainterPath(QPointF(c.x() - r * 0.3, c.y() - r * 0.25))
+        path.arcTo(QRectF(c.x() - r * 0.3, c.y() - r * 0.55, r * 0.6, r * 0.55), 180, -250)
+        path.lineTo(c.x(), c.y() + r * 0.15)
+        p.drawPath(path)
+        p.setBrush(color)
+        p.setPen(Qt.PenStyle.NoPen)
+        p.drawEllipse(QPointF(c.x(), c.y() + r * 0.45), r * 0.1, r * 0.1)
+    else:  # dots: still deciding
+        p.setBrush(color)
+        p.setPen(Qt.PenStyle.NoPen)
+        for dx in (-0.38, 0.0, 0.38):
+            p.drawEllipse(QPointF(c.x() + r * dx, c.y()), r * 0.12, r * 0.12)
+    p.restore()
+
+
+def _overlap(a: QRectF, b: QRectF) -> float:
+    r = a.intersected(b)
+    return 0.0 if r.isEmpty() else r.width() * r.height()
+
+
+def place_plate(box: QRectF, size: tuple[float, float], bounds: QRectF, obstacles: list[QRectF],
+                gap: float) -> QRectF:
+    """Where a name plate of ``size`` goes: above its box, else below, else inside its top,
+    inside ``bounds`` and over as little of ``obstacles`` (other plates and faces) as possible."""
+    w, h = size
+    x = box.center().x() - w / 2 if w > box.width() else box.left()
+    x = min(max(x, bounds.left()), bounds.right() - w)
+    candidates = []
+    for y in (box.top() - h - gap, box.bottom() + gap, box.top() + gap):
+        y = min(max(y, bounds.top()), bounds.bottom() - h)
+        candidates.append(QRectF(x, y, w, h))
+    # Covering the own face is bad, covering others' plates and faces worse; on a tie the
+    # earlier (preferred) position wins.
+    return min(candidates, key=lambda r: 0.5 * _overlap(r, box) + sum(_overlap(r, o) for o in obstacles))
+
+
+# Names of enrolled people are what the reception reads; strangers and faces still being
+# identified get smaller plates, so a crowd does not bury the picture under labels.
+PLATE_SCALE = {"known": 1.0, "denied": 1.0, "unknown": 0.75, "pending": 0.7}
+
+
+class _PlateText:
+    """Fonts and spacing of name plates at one text size."""
+
+    def __init__(self, px: float) -> None:
+        self.name_font = QFont()
+        self.name_font.setPixelSize(max(8, round(px)))
+        self.name_font.setBold(True)
+        self.dist_font = QFont(self.name_font)
+        self.dist_font.setBold(False)
+        self.dist_font.setPixelSize(max(8, round(px * 0.8)))
+        self.fm_name = QFontMetricsF(self.name_font)
+        self.fm_dist = QFontMetricsF(self.dist_font)
+        self.pad = px * 0.35
+        self.gap = self.pad * 0.8
+        self.icon_d = self.fm_name.height() * 0.9
+        self.height = self.fm_name.height() + 2 * self.pad * 0.6
+
+    def layout(self, name: str, dist: str, max_w: float) -> tuple[str, float]:
+        """The name (elided to fit ``max_w``) and the plate width."""
+        dist_w = self.fm_dist.horizontalAdvance(dist) + self.gap if dist else 0.0
+        fixed_w = self.pad + self.icon_d + self.gap + dist_w + self.pad
+        name = self.fm_name.elidedText(name, Qt.TextElideMode.ElideRight, max(10.0, max_w - fixed_w))
+        return name, fixed_w + self.fm_name.horizontalAdvance(name)
+
+
+@dataclass(frozen=True, eq=False)
+class _Plate:
+    face: TrackedFace
+    style: FaceStyle
+    rect: QRectF
+    name: str
+    dist: str
+    text: _PlateText
+
+
+def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces: tuple[TrackedFace, ...],
+                bounds: QRectF, text_px: float) -> list[str]:
+    """Boxes and name plates of ``faces`` (in image pixels) for an image drawn into ``target``.
+
+    Plates stay inside ``bounds`` and avoid each other. Returns the label texts, in face order."""
+    img_w, img_h = image_size
+    if not faces or target.isEmpty() or img_w <= 0:
+        return []
+    s = target.width() / img_w
+    texts = {scale: _PlateText(text_px * scale) for scale in set(PLATE_SCALE.values())}
+    boxes = {}
+    for face in faces:
+        b = face.bbox
+        boxes[id(face)] = QRectF(target.x() + b.x1 * s, target.y() + b.y1 * s, b.width * s, b.height * s)
+
+    # Boxes first, so no box is drawn across a plate.
+    for face in faces:
+        kind = face_kind(face)
+        style = STYLES[kind]
+        box = boxes[id(face)]
+        line = max(2.0, min(text_px * 0.22, box.height() / 25.0))
+        if kind == "denied":
+            line *= 1.5
+        # A dark outline under the coloured line keeps it visible on any background.
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        p.setPen(QPen(QColor(0, 0, 0, 150), line + 2.0))
+        p.drawRoundedRect(box, line, line)
+        pen = QPen(QColor(style.color), line, style.dash)
+        pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
+        p.setPen(pen)
+        p.drawRoundedRect(box, line, line)
+
+    # Known people first, then nearer (larger) faces, choose their plate position; they are
+    # drawn last, on top.
+    order = sorted(faces, key=lambda f: (PLATE_SCALE[face_kind(f)] < 1.0, -f.bbox.area))
+    plates: list[_Plate] = []
+    placed: list[QRectF] = []
+    for face in order:
+        kind = face_kind(face)
+        text = texts[PLATE_SCALE[kind]]
+        name, dist = face_label(face)
+        name, width = text.layout(name, dist, bounds.width() - 4.0)
+        others = [boxes[id(f)] for f in faces if f is not face]
+        rect = place_plate(boxes[id(face)], (width, text.height), bounds, placed + others, text.gap / 2)
+        placed.append(rect)
+        plates.append(_Plate(face, STYLES[kind], rect, name, dist, text))
+    for plate in reversed(plates):
+        _draw_plate(p, plate)
+    drawn = {id(pl.face): f"{pl.name} {pl.dist}".strip() for pl in plates}
+    return [drawn[id(f)] for f in faces]
+
+
+def _draw_plate(p: QPainter, plate: _Plate) -> None:
+    r, t = plate.rect, plate.text
+    text_color = QColor(plate.style.text)
+    p.setPen(QPen(QColor(0, 0, 0, 120), 1.0))
+    p.setBrush(QColor(plate.style.color))
+    p.drawRoundedRect(r, r.height() * 0.22, r.height() * 0.22)
+    icon_box = QRectF(r.x() + t.pad, r.y() + (r.height() - t.icon_d) / 2, t.icon_d, t.icon_d)
+    _draw_icon(p, plate.style.icon, icon_box, text_color)
+    p.setPen(text_color)
+    p.setFont(t.name_font)
+    tx = icon_box.right() + t.gap
+    left = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+    p.drawText(QRectF(tx, r.y(), r.right() - tx, r.height()), left, plate.name)
+    if plate.dist:
+        p.setFont(t.dist_font)
+        dx = tx + t.fm_name.horizontalAdvance(plate.name) + t.gap
+        p.drawText(QRectF(dx, r.y(), r.right() - dx, r.height()), left, plate.dist)
+
+
+def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: QColor,
+                  align_top: bool = False) -> None:
+    font = QFont()
+    font.setPixelSize(max(10, round(px)))
+    p.setFont(font)
+    flags = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+    max_w = area.width() * (0.96 if align_top else 0.8)
+    fm = QFontMetricsF(font)
+    bounding = fm.boundingRect(QRectF(0, 0, max_w, 10_000), flags, text)
+    pad = px * 0.7
+    w = min(area.width(), bounding.width() + 2 * pad)
+    h = bounding.height() + 2 * pad * 0.7
+    x = area.center().x() - w / 2
+    y = area.top() + px * 0.5 if align_top else area.center().y() - h / 2
+    plate = QRectF(x, y, w, h)
+    p.setPen(Qt.PenStyle.NoPen)
+    p.setBrush(background)
+    p.drawRoundedRect(plate, px * 0.4, px * 0.4)
+    p.setPen(QColor("#ffffff"))
+    p.drawText(plate.adjusted(pad, 0, -pad, 0), flags, text)
+
+
+class LiveView(QWidget):
+    """Shows one frame with its faces, plus an optional centre message and top banner."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setMinimumSize(320, 200)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._image: np.ndarray | None = None
+        self._qimage: QImage | None = None
+        self._faces: tuple[TrackedFace, ...] = ()
+        self._captured: float | None = None
+        self._reported = True
+        self._message: str | None = None
+        self._banner: tuple[str, str] | None = None
+        self._dim = False
+        self._large = False
+        self._corner: QWidget | None = None
+        self.last_labels: list[str] = []  # what the last paint wrote on the faces
+        # Called with time.monotonic() of the shown frame's capture, on its first paint
+        # (a plain callback: it runs for every frame and needs no signal).
+        self.on_painted: Callable[[float], None] | None = None
+
+    # -- content ----------------------------------------------------------------
+    def set_frame(self, image: np.ndarray | None, faces: tuple[TrackedFace, ...] = (),
+                  captured: float | None = None) -> None:
+        """Show ``image`` with ``faces`` (their boxes are in this image's pixels)."""
+        if image is not self._image:
+            self._image = image
+            self._qimage = bgr_to_qimage(image) if image is not None else None
+            self._captured = captured
+            self._reported = captured is None
+        self._faces = tuple(faces)
+        self.update()
+
+    def set_faces(self, faces: tuple[TrackedFace, ...]) -> None:
+        """Replace the faces on the current image (a re-decision after a threshold change)."""
+        self._faces = tuple(faces)
+        self.update()
+
+    @property
+    def faces(self) -> tuple[TrackedFace, ...]:
+        return self._faces
+
+    @property
+    def image(self) -> np.ndarray | None:
+        return self._image
+
+    def set_message(self, text: str | None, dim: bool = False) -> None:
+        """A message in the middle of the picture (camera lost, end of video); None hides it."""
+        if text != self._message or dim != self._dim:
+            self._message = text
+            self._dim = dim
+            self.update()
+
+    @property
+    def message(self) -> str | None:
+        return self._message
+
+    def set_banner(self, text: str | None, kind: str = "info") -> None:
+        """A strip at the top (models loading or missing); kind is info | error."""
+        banner = (text, kind) if text else None
+        if banner != self._banner:
+            self._banner = banner
+            self.update()
+
+    @property
+    def banner(self) -> str | None:
+        return self._banner[0] if self._banner else None
+
+    def set_large(self, large: bool) -> None:
+        """Reception mode: names readable from across the hall."""
+        self._large = large
+        self.update()
+
+    def set_corner_widget(self, widget: QWidget | None) -> None:
+        """A small child widget kept in the bottom-right corner (the reception exit button)."""
+        self._corner = widget
+        if widget is not None:
+            widget.setParent(self)
+            self._place_corner()
+
+    # -- geometry ---------------------------------------------------------------
+    def sizeHint(self) -> QSize:
+        return QSize(960, 540)
+
+    def text_px(self) -> float:
+        """Label text size in logical pixels: follows the widget size, larger in reception mode."""
+        base = min(self.height() / 26.0, self.width() / 40.0)
+        if self._large:
+            return max(24.0, min(96.0, base * 2.0))
+        return max(13.0, min(40.0, base))
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_corner()
+
+    def _place_corner(self) -> None:
+        w = self._corner
+        if w is None:
+            return
+        w.adjustSize()
+        margin = 8
+        w.move(self.width() - w.width() - margin, self.height() - w.height() - margin)
+        w.raise_()
+
+    # -- painting ---------------------------------------------------------------
+    def paintEvent(self, event: QPaintEvent) -> None:
+        p = QPainter(self)
+        try:
+            self.render_scene(p, QRectF(self.rect()))
+        finally:
+            p.end()
+        if not self._reported and self._captured is not None:
+            self._reported = True
+            if self.on_painted is not None:
+                self.on_painted(self._captured)
+
+    def render_scene(self, p: QPainter, area: QRectF) -> None:
+        """Everything the widget shows, painted into ``area`` of any paint device."""
+        p.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing
+                         | QPainter.RenderHint.SmoothPixmapTransform)
+        p.fillRect(area, QColor("#101214"))
+        px = self.text_px()
+        if self._qimage is not None and self._image is not None:
+            h, w = self._image.shape[:2]
+            target = fit_rect(w, h, area)
+            p.drawImage(target, self._qimage)
+            self.last_labels = paint_faces(p, target, (w, h), self._faces, area, px)
+            if self._dim:
+                p.fillRect(target, QColor(0, 0, 0, 140))
+        else:
+            self.last_labels = []
+        if self._banner:
+            text, kind = self._banner
+            bg = QColor(200, 40, 30, 225) if kind == "error" else QColor(30, 40, 55, 210)
+            _draw_message(p, area, text, max(12.0, px * 0.75), bg, align_top=True)
+        if self._message:
+            _draw_message(p, area, self._message, px * (0.7 if self._large else 1.0), QColor(0, 0, 0, 190))

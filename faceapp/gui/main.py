@@ -1,0 +1,78 @@
+"""Starting the window: `faceapp` without a subcommand lands in :func:`run_gui`."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from faceapp.gui.qt_env import clean_qt_environment
+
+log = logging.getLogger(__name__)
+
+
+def build_main_window(app, camera=None, reception: bool = False, log_entries: bool = True,
+                      start: bool = True):
+    """The main window for ``app`` with every page, its workers started (unless ``start`` is False).
+
+    ``camera``: a ``--camera`` value (webcam number, file, folder, URL), a FrameSource or a
+    factory returning one; None uses the camera from the settings."""
+    from faceapp.gui.main_window import MainWindow
+
+    window = MainWindow(app, camera=camera, reception=reception, log_entries=log_entries)
+    _add_optional_pages(window, app)
+    if start:
+        window.start()
+    return window
+
+
+def _add_optional_pages(window, app) -> None:
+    """Pages beyond Live. Other modules add their one-liner here, e.g.
+    ``from faceapp.gui.people_page import PeoplePage; window.add_page("People", PeoplePage(app, window))``.
+    Keep each import inside this function so the window starts fast."""
+    from faceapp.gui.people_page import install_people_page; install_people_page(window, app)  # noqa: E702
+    from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window))  # noqa: E702
+    from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
+
+
+def run_gui(args) -> int:
+    """Open the main window (args: .home, .camera, .reception, .verbose) and run until it closes."""
+    clean_qt_environment()
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from faceapp.core.errors import FaceAppError
+    from faceapp.gui.qt_env import app_icon, load_stylesheet
+    from faceapp.service.app import App
+
+    qapp = QApplication.instance() or QApplication(sys.argv[:1])
+    qapp.setApplicationName("faceapp")
+    qapp.setApplicationDisplayName("faceapp")
+    qapp.setDesktopFileName("faceapp")
+    qapp.setWindowIcon(app_icon())
+    style = load_stylesheet()
+    if style:
+        qapp.setStyleSheet(style)
+    try:
+        app = App(args.home)
+    except FaceAppError as exc:
+        QMessageBox.critical(None, "faceapp", f"Cannot open the data folder:\n{exc}")
+        raise
+    try:
+        window = build_main_window(app, camera=args.camera, reception=bool(args.reception), start=False)
+        window.show()
+        # Workers start once the window is on screen: it appears at once, models load behind it.
+        QTimer.singleShot(0, window.start)
+        # Ctrl+C in the terminal closes the window cleanly; the timer lets Python see the signal.
+        previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+        ticker = QTimer()
+        ticker.start(250)
+        ticker.timeout.connect(lambda: None)
+        try:
+            return int(qapp.exec())
+        finally:
+            ticker.stop()
+            signal.signal(signal.SIGINT, previous)
+            window.shutdown()
+    finally:
+        app.close()
