@@ -17,6 +17,9 @@ from faceapp.core.errors import FaceAppError
 COMMAND_MODULES = [
     "faceapp.cli.models",
     "faceapp.cli.people",
+    "faceapp.cli.attendance",
+    "faceapp.cli.evaluate",
+    "faceapp.cli.admin",
 ]
 
 

@@ -12,6 +12,7 @@ from faceapp.core.matcher import Gallery
 from faceapp.core.settings import Settings
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
+from faceapp.store.audit import default_actor
 from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,17 @@ class App:
         self.paths = HomePaths(Path(home) if home is not None else default_home())
         self.paths.home.mkdir(parents=True, exist_ok=True)
         self.store = Store(self.paths.db)
+        # Whose name audit rows carry; the CLI and the GUI's admin gate refine it ("cli:alice", "gui:admin").
+        self.store.actor = default_actor()
         self._settings = self.store.load_settings()
         self._engine = engine
         self._engine_lock = threading.Lock()
         self._gallery: Gallery | None = None
         self._gallery_lock = threading.Lock()
+
+    def audit(self, action: str, details: dict | None = None, target: str | None = None) -> int:
+        """Record an administrative action (export, backup, login...) in the audit log."""
+        return self.store.audit(action, target, details)
 
     # -- settings -----------------------------------------------------------
     @property

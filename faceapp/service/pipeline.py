@@ -28,6 +28,7 @@ import numpy as np
 from faceapp.capture.sources import Frame
 from faceapp.core.access import AccessDecision, AccessRules
 from faceapp.core.errors import StoreError
+from faceapp.core.image import to_bgr8
 from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.tracking import KNOWN, PENDING, LogRequest, Tracker, TrackerConfig, TrackView, frame_observations
 from faceapp.core.types import BBox
@@ -189,7 +190,8 @@ class Pipeline:
         self._refresh()
         engine = self.app.engine
         gallery = self._current_gallery()
-        image = frame.image
+        # Any source may hand over odd pixel formats; boxes, snapshots and the display all want BGR8.
+        image = to_bgr8(frame.image)
         detections = engine.detect(image)
         t1 = time.perf_counter()
         now = frame.captured

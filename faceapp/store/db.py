@@ -25,6 +25,7 @@ from faceapp.core.errors import DuplicateError, NotFoundError, StoreError
 from faceapp.core.matcher import Gallery
 from faceapp.core.settings import Settings
 from faceapp.core.types import Person
+from faceapp.store.audit import default_actor, write_audit
 from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,10 @@ class PhotoRecord:
 
 
 def encode_png(image: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", image)
+    try:
+        ok, buf = cv2.imencode(".png", image)
+    except cv2.error:  # empty or oddly shaped array
+        ok = False
     if not ok:
         raise StoreError("could not encode image")
     return buf.tobytes()
@@ -93,25 +97,37 @@ def clean_name(name: str) -> str:
 
 
 class Store:
-    """One open database. Thread-safe: a lock serialises use of the connection."""
+    """One open database. Thread-safe: a lock serialises use of the connection.
+
+    Every change to people, photos, templates and settings appends an audit row in the same
+    transaction, in the name of ``actor`` (set by the App: "cli:alice", "gui:admin"...)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        self.actor = default_actor()
         self._lock = threading.RLock()
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = None
         try:
             conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA busy_timeout = 30000")
+            # Deleted faces must not linger in free pages of the file (biometric data).
+            conn.execute("PRAGMA secure_delete = ON")
             self.db = sqlite_utils.Database(conn)
             if str(path) != ":memory:":
                 self.db.enable_wal()
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a usable faceapp database ({exc}); "
-                             f"restore a backup with: faceapp restore FILE") from exc
+        except BaseException as exc:
+            # Refused (newer schema, not a database...): let go of the file at once, untouched.
+            if conn is not None:
+                conn.close()
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise StoreError(f"{self.path} is not a usable faceapp database ({exc}); "
+                                 f"restore a backup with: faceapp restore FILE") from exc
+            raise
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -164,6 +180,15 @@ class Store:
         with self._lock:
             return list(self.db.query(sql, params))
 
+    def audit(self, action: str, target: str | None = None, details: dict | None = None,
+              conn: sqlite3.Connection | None = None) -> int:
+        """Append an audit row as ``self.actor``: inside the caller's transaction when ``conn``
+        (from :meth:`transaction`) is given, else in a transaction of its own."""
+        if conn is not None:
+            return write_audit(conn, self.actor, action, target, details)
+        with self.transaction() as c:
+            return write_audit(c, self.actor, action, target, details)
+
     # -- people ---------------------------------------------------------------
     def add_person(
         self,
@@ -183,13 +208,19 @@ class Store:
                 (name, _opt(employee_id), _opt(department), utc_now()))
             pid = int(cur.lastrowid)
             self._insert_photos(conn, pid, model_id, photos)
+            self.audit("person.add", f"person:{pid}", {
+                "name": name, "employee_id": _opt(employee_id), "department": _opt(department),
+                "photos": len(photos), "model_id": model_id}, conn)
         return pid
 
     def add_photos(self, person_id: int, model_id: str, photos: Sequence[NewPhoto]) -> list[int]:
         """Add photos (and their templates) to an existing person, atomically."""
         with self.transaction() as conn:
             self._require_person(conn, person_id)
-            return self._insert_photos(conn, person_id, model_id, photos)
+            ids = self._insert_photos(conn, person_id, model_id, photos)
+            self.audit("person.add_photos", f"person:{person_id}",
+                       {"photos": len(ids), "photo_ids": ids, "model_id": model_id}, conn)
+            return ids
 
     def _insert_photos(self, conn, person_id: int, model_id: str, photos: Sequence[NewPhoto]) -> list[int]:
         ids = []
@@ -250,6 +281,8 @@ class Store:
         """Change a person's details; only the given fields change."""
         with self.transaction() as conn:
             self._require_person(conn, person_id)
+            before = conn.execute("SELECT name, employee_id, department, active FROM people WHERE id = ?",
+                                  (person_id,)).fetchone()
             if name is not None:
                 name = clean_name(name)
                 clash = conn.execute("SELECT id FROM people WHERE name = ? AND id != ?", (name, person_id)).fetchone()
@@ -262,6 +295,12 @@ class Store:
                 conn.execute("UPDATE people SET department = ? WHERE id = ?", (_opt(department), person_id))
             if active is not None:
                 conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(bool(active)), person_id))
+            after = conn.execute("SELECT name, employee_id, department, active FROM people WHERE id = ?",
+                                 (person_id,)).fetchone()
+            changed = {k: [a, b] if k != "active" else [bool(a), bool(b)] for k, a, b in
+                       zip(("name", "employee_id", "department", "active"), before, after) if a != b}
+            if changed:
+                self.audit("person.update", f"person:{person_id}", changed, conn)
         return self.get_person(person_id)
 
     def remove_person(self, person_id: int, remove_entries: bool = False) -> Person:
@@ -271,11 +310,36 @@ class Store:
         person = self.get_person(person_id)
         with self.transaction() as conn:
             if remove_entries:
-                conn.execute("DELETE FROM entries WHERE person_id = ?", (person_id,))
+                cur = conn.execute("DELETE FROM entries WHERE person_id = ?", (person_id,))
+                entries = {"entries_deleted": cur.rowcount}
             else:
-                conn.execute("UPDATE entries SET snapshot = NULL WHERE person_id = ?", (person_id,))
+                cur = conn.execute("UPDATE entries SET snapshot = NULL WHERE person_id = ? AND snapshot IS NOT NULL",
+                                   (person_id,))
+                kept = conn.execute("SELECT COUNT(*) FROM entries WHERE person_id = ?", (person_id,)).fetchone()[0]
+                entries = {"entries_kept": kept, "snapshots_deleted": cur.rowcount}
             conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+            self.audit("person.remove", f"person:{person_id}",
+                       {"name": person.name, "photos": person.n_photos, "templates": person.n_templates, **entries},
+                       conn)
+        self.scrub_wal()
         return person
+
+    def scrub_wal(self, wait_ms: int = 2000) -> bool:
+        """Checkpoint and empty the write-ahead log, so that deleted crops do not survive in it
+        (with ``secure_delete`` the main file is zeroed already). Best effort: returns False if
+        another connection kept it busy for ``wait_ms``."""
+        if str(self.path) == ":memory:":
+            return True
+        with self._lock:
+            try:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+                busy = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            except sqlite3.Error as exc:
+                log.warning("could not empty the write-ahead log: %s", exc)
+                busy = 1
+            finally:
+                self.conn.execute("PRAGMA busy_timeout = 30000")
+        return not busy
 
     # -- photos & templates -------------------------------------------------
     def photos(self, person_id: int | None = None) -> list[PhotoRecord]:
@@ -286,9 +350,12 @@ class Store:
 
     def remove_photo(self, photo_id: int) -> None:
         with self.transaction() as conn:
-            cur = conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
-            if cur.rowcount == 0:
+            row = conn.execute("SELECT person_id FROM photos WHERE id = ?", (photo_id,)).fetchone()
+            if row is None:
                 raise NotFoundError(f"no photo with id {photo_id}")
+            n_templates = conn.execute("SELECT COUNT(*) FROM templates WHERE photo_id = ?", (photo_id,)).fetchone()[0]
+            conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
+            self.audit("photo.remove", f"person:{row[0]}", {"photo_id": photo_id, "templates": n_templates}, conn)
 
     def gallery(self, model_id: str, active_only: bool = True, dim: int = 512) -> Gallery:
         """Snapshot of all templates of ``model_id`` for the matcher."""
@@ -313,6 +380,7 @@ class Store:
         """Store recomputed templates as (photo_id, embedding) pairs in one transaction."""
         now = utc_now()
         with self.transaction() as conn:
+            stored = 0
             for photo_id, emb in items:
                 pid = conn.execute("SELECT person_id FROM photos WHERE id = ?", (photo_id,)).fetchone()
                 if pid is None:
@@ -320,6 +388,10 @@ class Store:
                 conn.execute(
                     "INSERT OR REPLACE INTO templates (person_id, photo_id, model_id, embedding, created) "
                     "VALUES (?, ?, ?, ?, ?)", (pid[0], photo_id, model_id, _blob(emb), now))
+                stored += 1
+            if stored:
+                self.audit("templates.recompute", f"model:{model_id}", {"model_id": model_id, "templates": stored},
+                           conn)
         return len(items)
 
     def template_count(self, model_id: str | None = None) -> int:
@@ -339,9 +411,39 @@ class Store:
         return Settings.from_dict(data)
 
     def save_settings(self, settings: Settings) -> None:
+        """Persist every setting; the keys whose value changed are audited as ``[old, new]``."""
         with self.transaction() as conn:
-            for key, value in settings.to_dict().items():
+            stored = dict(conn.execute("SELECT key, value FROM settings").fetchall())
+            new = settings.to_dict()
+            for key, value in new.items():
                 conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            changed = _settings_changes(stored, new)
+            if changed:
+                only_thresholds = all(k.startswith("thresholds.") for k in changed)
+                self.audit("threshold.change" if only_thresholds else "settings.change", "settings", changed, conn)
+
+
+def _settings_changes(stored: dict[str, str], new: dict) -> dict[str, list]:
+    """{key: [old, new]} between stored JSON texts (missing = the default) and new values;
+    dict settings (thresholds) are compared per entry: ``thresholds.w600k_mbf``."""
+    defaults = Settings().to_dict()
+    out: dict[str, list] = {}
+    for key, value in new.items():
+        try:
+            old = json.loads(stored[key]) if key in stored else defaults.get(key)
+        except ValueError:
+            old = None
+        if key == "thresholds" and isinstance(value, dict):
+            # A model without a stored threshold uses its measured default: show that one.
+            before = Settings(thresholds=old if isinstance(old, dict) else {})
+            after = Settings(thresholds=value)
+            for model in sorted(set(before.thresholds) | set(after.thresholds)):
+                a, b = before.threshold_for(model), after.threshold_for(model)
+                if a != b:
+                    out[f"{key}.{model}"] = [a, b]
+        elif old != value:
+            out[key] = [old, value]
+    return out
 
 
 def _blob(embedding: np.ndarray) -> bytes:

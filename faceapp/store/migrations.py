@@ -58,11 +58,82 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 
 def _v2_attendance(conn: sqlite3.Connection) -> None:
-    """Doors, access groups and richer entries (attendance issue)."""
+    """Doors, access groups and richer entries (attendance issue).
+
+    A door admits the groups linked to it, each optionally within weekly hours (text such as
+    "Mon-Fri 07:00-19:00", parsed by core.access); ``doors.hours`` applies to everyone. Entries
+    keep the door and person *name* as text so history survives renames and deletions."""
+    for sql in (
+        """CREATE TABLE doors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+            hours TEXT,
+            created TEXT NOT NULL
+        )""",
+        """CREATE TABLE access_groups (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL COLLATE NOCASE UNIQUE,
+            created TEXT NOT NULL
+        )""",
+        """CREATE TABLE person_groups (
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            group_id INTEGER NOT NULL REFERENCES access_groups(id) ON DELETE CASCADE,
+            PRIMARY KEY (person_id, group_id)
+        )""",
+        "CREATE INDEX person_groups_group ON person_groups(group_id)",
+        """CREATE TABLE door_groups (
+            door_id INTEGER NOT NULL REFERENCES doors(id) ON DELETE CASCADE,
+            group_id INTEGER NOT NULL REFERENCES access_groups(id) ON DELETE CASCADE,
+            hours TEXT,
+            PRIMARY KEY (door_id, group_id)
+        )""",
+        "CREATE INDEX door_groups_group ON door_groups(group_id)",
+        # Which track of the station's pipeline made the entry, and why access was denied.
+        "ALTER TABLE entries ADD COLUMN track_id INTEGER",
+        "ALTER TABLE entries ADD COLUMN reason TEXT",
+        "CREATE INDEX entries_person_time ON entries(person_id, time)",
+        "CREATE INDEX entries_door_time ON entries(door COLLATE NOCASE, time)",
+        # Snapshot purges look for old entries that still have one.
+        "CREATE INDEX entries_snapshot_time ON entries(time) WHERE snapshot IS NOT NULL",
+    ):
+        conn.execute(sql)
 
 
 def _v3_security(conn: sqlite3.Connection) -> None:
-    """Audit log and administrator credentials (reliability issue)."""
+    """Audit log and administrator credentials (reliability issue).
+
+    ``audit`` is append-only: triggers refuse every UPDATE and DELETE, so no code path of the
+    app (nor a retention purge) can rewrite history. Only a restore changes it, by replacing the
+    whole database (the replaced one is kept as a backup file). ``credentials`` holds one row
+    per role ("admin"): a salted scrypt hash with its parameters, never the password, and the
+    failed-attempt counter that slows down guessing (it survives restarts)."""
+    for sql in (
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT,
+            details TEXT NOT NULL DEFAULT '{}'
+        )""",
+        "CREATE INDEX audit_time ON audit(time)",
+        "CREATE INDEX audit_target ON audit(target)",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TABLE credentials (
+            role TEXT PRIMARY KEY,
+            scheme TEXT NOT NULL,
+            params TEXT NOT NULL,
+            salt BLOB NOT NULL,
+            hash BLOB NOT NULL,
+            updated TEXT NOT NULL,
+            failures INTEGER NOT NULL DEFAULT 0,
+            last_failure REAL
+        )""",
+    ):
+        conn.execute(sql)
 
 
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security]

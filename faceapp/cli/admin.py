@@ -1,0 +1,225 @@
+"""backup, restore, audit list/export, admin set-password/retention, people export, purge."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+from faceapp.cli.attendance import _positive_int
+from faceapp.cli.common import open_app, print_json
+from faceapp.core.csvexport import local_iso
+from faceapp.core.errors import FaceAppError
+from faceapp.service import privacy, security
+from faceapp.service.app import App, HomePaths, default_home
+from faceapp.store.audit import AuditLog, os_user
+from faceapp.store.backup import backup_database, read_backup_info, restore_database
+from faceapp.store.migrations import SCHEMA_VERSION
+
+
+def cli_actor() -> str:
+    """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
+    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"cli:{os_user()}"
+
+
+def _open(args) -> App:
+    app = open_app(args)
+    app.store.actor = cli_actor()
+    return app
+
+
+def _days(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of days") from None
+    if not 0 <= value <= 36500:
+        raise argparse.ArgumentTypeError("give a number of days from 0 (keep forever) to 36500")
+    return value
+
+
+def _subcommands(parser: argparse.ArgumentParser):
+    for action in parser._actions:  # argparse keeps no public handle on a parser's sub-commands
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    raise RuntimeError(f"{parser.prog} has no sub-commands")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("backup", help="copy the whole database (people, photos, log, audit) into one backup file",
+                       description="Safe while the window or a door station is running.")
+    p.add_argument("file", metavar="FILE")
+    p.set_defaults(func=cmd_backup)
+
+    p = sub.add_parser("restore", help="replace the database with a backup (a copy of the current one is kept)",
+                       description="Refuses files that are not faceapp backups or come from a newer faceapp; "
+                                   "older backups are upgraded. The current database is first copied to "
+                                   "HOME/backups/. Restart open faceapp windows afterwards.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_restore)
+
+    audit = sub.add_parser("audit", help="the audit log: who changed what, when")
+    asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    p = asub.add_parser("list", help="show the newest audit rows")
+    p.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N rows (default 50)")
+    p.add_argument("--action", metavar="ACTION", help="only this action (e.g. person.remove, or person. for all)")
+    p.add_argument("--person", metavar="NAME_OR_ID", help="only rows about this enrolled person")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_audit_list)
+    p = asub.add_parser("export", help="the whole audit log as CSV")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
+    p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
+    p.set_defaults(func=cmd_audit_export)
+
+    admin = sub.add_parser("admin", help="administrator password and privacy settings")
+    adsub = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
+    p = adsub.add_parser("set-password", help="set or reset the administrator password of the window",
+                         description="Asks twice on the terminal. Resetting needs no old password: anyone who "
+                                     "can run this can read the data folder anyway.")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p.set_defaults(func=cmd_set_password)
+    p = adsub.add_parser("retention", help="show or set how long snapshots and log entries are kept")
+    p.add_argument("--snapshots", type=_days, metavar="DAYS", help="keep unknown/denied snapshots DAYS days (0 = keep)")
+    p.add_argument("--entries", type=_days, metavar="DAYS", help="keep log entries DAYS days (0 = keep)")
+    p.set_defaults(func=cmd_retention)
+
+    p = sub.add_parser("purge", help="delete snapshots and log entries older than the retention settings now")
+    p.set_defaults(func=cmd_purge)
+
+    people = sub.choices.get("people")
+    if people is not None:
+        p = _subcommands(people).add_parser(
+            "export", help="everything stored about one person, for a subject-access request",
+            description="Writes person.json, their photo crops (PNG), their log entries (CSV) and snapshots "
+                        "to a new folder, or to a .zip file.")
+        p.add_argument("person", metavar="NAME_OR_ID")
+        p.add_argument("-o", "--output", required=True, metavar="DIR_OR_ZIP")
+        p.set_defaults(func=cmd_people_export)
+
+
+# -- backup & restore -------------------------------------------------------------------------------
+def cmd_backup(args) -> int:
+    with _open(args) as app:
+        info = backup_database(app.paths.db, args.file)
+        app.audit("backup.create", {"path": str(Path(args.file)), "bytes": info.size, **info.counts})
+    print(f"backed up {info.describe()} to {args.file} ({info.size / 1e6:.1f} MB)")
+    return 0
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise FaceAppError("restore replaces the current database; add --yes to confirm")
+    answer = input(f"{question} Type 'yes' to go on: ")
+    return answer.strip().lower() == "yes"
+
+
+def cmd_restore(args) -> int:
+    paths = HomePaths(Path(args.home) if args.home else default_home())
+    info = read_backup_info(args.file)  # refuse a bad file before asking anything
+    if not args.yes and not _confirm(f"Replace the database in {paths.home} with {args.file} "
+                                     f"({info.describe()})? A copy of the current one is kept."):
+        print("nothing restored")
+        return 1
+    result = restore_database(args.file, paths.db, paths.home / "backups")
+    with _open(args) as app:
+        app.audit("backup.restore", {"path": str(Path(args.file)), "backup_created": info.created,
+                                     "backup_app_version": info.app_version, "backup_schema": result.migrated_from,
+                                     "previous_database": str(result.safety_copy) if result.safety_copy else None,
+                                     "mode": result.mode})
+    print(f"restored {info.describe()}")
+    if result.migrated_from < SCHEMA_VERSION:
+        print(f"upgraded it from schema {result.migrated_from} to {SCHEMA_VERSION}")
+    if result.safety_copy is not None:
+        print(f"the previous database is kept in {result.safety_copy}")
+    print("restart any faceapp window or door station that is running")
+    return 0
+
+
+# -- audit ------------------------------------------------------------------------------------------
+def cmd_audit_list(args) -> int:
+    with _open(args) as app:
+        target = f"person:{app.store.find_person(args.person).id}" if args.person else None
+        rows = AuditLog(app.store).records(action=args.action, target=target, limit=args.limit)
+    rows.reverse()  # newest last, like a terminal log
+    if args.json:
+        print_json([{"id": r.id, "time": local_iso(r.time), "actor": r.actor, "action": r.action,
+                     "target": r.target, "details": r.changes} for r in rows])
+        return 0
+    if not rows:
+        print("the audit log is empty")
+    for r in rows:
+        target = f" {r.target}" if r.target else ""
+        details = f"  {r.describe()}" if r.describe() else ""
+        print(f"{r.id:>6}  {local_iso(r.time)}  {r.actor}  {r.action}{target}{details}")
+    return 0
+
+
+def cmd_audit_export(args) -> int:
+    with _open(args) as app:
+        n = security.export_audit(app, args.output, bom=args.bom)
+    print(f"wrote {n} audit rows to {args.output}")
+    return 0
+
+
+# -- admin ------------------------------------------------------------------------------------------
+def _read_new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise FaceAppError("no password on stdin")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise FaceAppError("no terminal to ask for the password on; pipe it in with --password-stdin")
+    first = getpass.getpass("New administrator password: ")
+    security.validate_new_password(first)
+    if getpass.getpass("Repeat it: ") != first:
+        raise FaceAppError("the two passwords differ; nothing changed")
+    return first
+
+
+def cmd_set_password(args) -> int:
+    with _open(args) as app:
+        existed = security.has_admin_password(app.store)
+        security.set_admin_password(app.store, _read_new_password(args.password_stdin), reset=True)
+    print("administrator password " + ("reset" if existed else "set"))
+    return 0
+
+
+def cmd_retention(args) -> int:
+    with _open(args) as app:
+        changes = {}
+        if args.snapshots is not None:
+            changes["snapshot_retention_days"] = args.snapshots
+        if args.entries is not None:
+            changes["entry_retention_days"] = args.entries
+        if changes:
+            app.update_settings(**changes)
+        s = app.settings
+        preview = privacy.preview_retention(app.store, s.snapshot_retention_days, s.entry_retention_days)
+
+    def days(n: int) -> str:
+        return f"{n} days" if n > 0 else "forever"
+
+    print(f"snapshots of unknown/denied faces are kept {days(s.snapshot_retention_days)}; "
+          f"log entries are kept {days(s.entry_retention_days)}")
+    if preview.removed_anything:
+        print(f"the next purge removes {preview.describe()} (run it now with: faceapp purge)")
+    return 0
+
+
+def cmd_purge(args) -> int:
+    with _open(args) as app:
+        report = privacy.apply_retention(app, record_empty=True)
+    print(f"removed {report.describe()}")
+    return 0
+
+
+def cmd_people_export(args) -> int:
+    with _open(args) as app:
+        person = app.store.find_person(args.person)
+        result = privacy.export_person_data(app, person.id, args.output)
+    print(f"wrote everything stored about '{person.name}' to {result.path}: {result.describe()}")
+    return 0

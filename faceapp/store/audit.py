@@ -1,0 +1,159 @@
+"""The audit log: who changed what, when (table ``audit`` of migration v3).
+
+Rows are append-only: SQLite triggers refuse UPDATE and DELETE, and this module has no
+way to do either. Changes to people, photos, templates and settings are audited by
+:class:`faceapp.store.db.Store` inside the transaction that makes them (so a change and its
+audit row are written together or not at all); other administrative actions (exports,
+backups, restores, retention purges, logins) call :meth:`AuditLog.add`.
+
+``details`` is JSON text; for edits it maps each changed field to ``[old, new]``.
+``target`` names what was acted on, e.g. ``person:12`` or ``photo:40``.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from faceapp.store.db import Store
+
+AUDIT_HEADER = ("time", "actor", "action", "target", "details", "id")
+
+
+def default_actor() -> str:
+    """Who is acting when nobody said otherwise: $FACEAPP_ACTOR, else ``local:<os user>``."""
+    env = os.environ.get("FACEAPP_ACTOR", "").strip()
+    if env:
+        return env
+    return f"local:{os_user()}"
+
+
+def os_user() -> str:
+    """The login name of the process (a uid when the system has no name for it)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit row. ``time`` is UTC ISO 8601; ``details`` is JSON text."""
+
+    id: int
+    time: str
+    actor: str
+    action: str
+    target: str | None
+    details: str
+
+    @property
+    def changes(self) -> dict[str, Any]:
+        """``details`` parsed (an empty dict if it is not a JSON object)."""
+        try:
+            value = json.loads(self.details)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def describe(self) -> str:
+        """The details as one readable line: ``name: 'Ann' → 'Anne', photos: 3``."""
+        parts = []
+        for key, value in self.changes.items():
+            if isinstance(value, list) and len(value) == 2:
+                parts.append(f"{key}: {_short(value[0])} → {_short(value[1])}")
+            elif value is None:
+                continue  # an empty field at creation says nothing
+            else:
+                parts.append(f"{key}: {_short(value)}")
+        return ", ".join(parts)
+
+    def csv_row(self) -> list[object]:
+        return [self.time, self.actor, self.action, self.target or "", self.details, self.id]
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    if value is None:
+        text = "—"
+    elif isinstance(value, str):
+        text = f"'{value}'"
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def audit_time() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def write_audit(conn: sqlite3.Connection, actor: str, action: str, target: str | None = None,
+                details: dict[str, Any] | None = None) -> int:
+    """Append one row using ``conn`` (call inside the transaction of the change it records)."""
+    text = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
+    cur = conn.execute("INSERT INTO audit (time, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
+                       (audit_time(), actor or "unknown", action, target, text))
+    return int(cur.lastrowid)
+
+
+class AuditLog:
+    """Reading and appending audit rows of one open store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def add(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
+            actor: str | None = None) -> int:
+        """Append a row in its own transaction (actor defaults to ``store.actor``)."""
+        with self.store.transaction() as conn:
+            return write_audit(conn, actor or self.store.actor, action, target, details)
+
+    def records(self, action: str | None = None, target: str | None = None, since: str | None = None,
+                until: str | None = None, search: str | None = None, limit: int | None = None,
+                newest_first: bool = True) -> list[AuditRecord]:
+        """Rows matching the filters. ``action`` matches exactly or as a prefix ending in '.'
+        (``person.`` gives every person action); ``search`` looks into actor, target and details."""
+        where, params = [], []
+        if action:
+            if action.endswith("."):
+                where.append("action LIKE ? ESCAPE '\\'")
+                params.append(_escape_like(action) + "%")
+            else:
+                where.append("action = ?")
+                params.append(action)
+        if target:
+            where.append("target = ?")
+            params.append(target)
+        if since:
+            where.append("time >= ?")
+            params.append(since)
+        if until:
+            where.append("time < ?")
+            params.append(until)
+        if search:
+            like = "%" + _escape_like(search) + "%"
+            where.append("(actor LIKE ? ESCAPE '\\' OR IFNULL(target,'') LIKE ? ESCAPE '\\' "
+                         "OR details LIKE ? ESCAPE '\\' OR action LIKE ? ESCAPE '\\')")
+            params += [like, like, like, like]
+        sql = "SELECT id, time, actor, action, target, details FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        order = "DESC" if newest_first else "ASC"
+        sql += f" ORDER BY id {order}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [AuditRecord(r["id"], r["time"], r["actor"], r["action"], r["target"], r["details"])
+                for r in self.store.query(sql, params)]
+
+    def count(self) -> int:
+        return int(self.store.query("SELECT COUNT(*) AS n FROM audit")[0]["n"])
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

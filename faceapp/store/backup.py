@@ -1,0 +1,374 @@
+"""Backups of the whole database as one file, and restoring them.
+
+A backup is an SQLite database made with the online backup API (consistent even while the
+app or a door station writes: WAL readers do not block writers) plus a ``backup_meta`` table
+that marks it as a faceapp backup (format, app and schema version, time, counts). Crops,
+templates, snapshots, settings, credentials and the audit log all live in the database, so
+the one file is everything.
+
+Restoring never opens the user's file for writing: it is copied next to the database first,
+checked (faceapp backup? not from a newer schema? ``integrity_check``?), migrated if older,
+and only then written over the live database, in one transaction (the online backup API
+again), so other connections see either the old or the new data. A damaged live database
+is replaced as a file instead. Either way a copy of the current database is kept first.
+Restoring replaces the audit log too: the replaced log lives on in that safety copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from faceapp import __version__
+from faceapp.core.errors import StoreError
+from faceapp.store.migrations import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+BACKUP_FORMAT = "faceapp-backup"
+BACKUP_FORMAT_VERSION = 1
+BACKUP_SUFFIX = ".faceapp-backup"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+_COUNTED = ("people", "photos", "templates", "entries", "audit")
+
+
+@dataclass(frozen=True)
+class BackupInfo:
+    """What a backup file says about itself."""
+
+    path: Path
+    format_version: int
+    app_version: str
+    schema_version: int
+    created: str
+    counts: dict[str, int]
+    size: int
+
+    def describe(self) -> str:
+        c = self.counts
+        return (f"{c.get('people', 0)} people, {c.get('photos', 0)} photos, {c.get('entries', 0)} log entries, "
+                f"{c.get('audit', 0)} audit rows; made {self.created} by faceapp {self.app_version} "
+                f"(schema {self.schema_version})")
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """``safety_copy``: where the replaced database was kept. ``mode``: "online" (written into the
+    live database in one transaction) or "replaced" (the damaged/missing file was swapped)."""
+
+    info: BackupInfo
+    safety_copy: Path | None
+    migrated_from: int
+    mode: str
+
+
+def backup_database(db_path: Path | str, dest: Path | str) -> BackupInfo:
+    """Copy the database at ``db_path`` into the backup file ``dest`` (replaced atomically).
+
+    Safe while other connections read and write. Raises StoreError with a one-line message."""
+    db_path, dest = Path(db_path), Path(dest)
+    if not db_path.is_file():
+        raise StoreError(f"there is no database at {db_path} to back up")
+    folder = dest.parent if str(dest.parent) else Path(".")
+    if dest.is_dir():
+        raise StoreError(f"{dest} is a folder; give a file name for the backup")
+    if not folder.is_dir():
+        raise StoreError(f"folder '{folder}' does not exist")
+    if _same_file(dest, db_path):
+        raise StoreError("the backup cannot overwrite the database itself")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise StoreError(f"cannot write to '{folder}': {exc.strerror or exc}") from exc
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        _chmod_private(tmp)
+        src = _connect(db_path)
+        try:
+            dst = sqlite3.connect(str(tmp), isolation_level=None)
+            try:
+                src.backup(dst)
+                # The copy carries the source's WAL flag; a backup must be one self-contained file.
+                dst.execute("PRAGMA journal_mode = DELETE")
+                counts = _counts(dst)
+                created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                schema = _user_version(dst)
+                meta = {"format": BACKUP_FORMAT, "format_version": str(BACKUP_FORMAT_VERSION),
+                        "app_version": __version__, "schema_version": str(schema),
+                        "created": created, **{f"count_{k}": str(v) for k, v in counts.items()}}
+                dst.execute("BEGIN")
+                dst.execute("CREATE TABLE backup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                dst.executemany("INSERT INTO backup_meta (key, value) VALUES (?, ?)", meta.items())
+                dst.execute("COMMIT")
+                check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreError(f"the backup copy failed its integrity check ({check})")
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        _fsync(tmp)
+        os.replace(tmp, dest)
+        _fsync_dir(folder)
+    except sqlite3.Error as exc:
+        _unlink(tmp)
+        raise StoreError(f"could not back up {db_path}: {exc}") from exc
+    except OSError as exc:
+        _unlink(tmp)
+        raise StoreError(f"cannot write '{dest}': {exc.strerror or exc}") from exc
+    except BaseException:
+        _unlink(tmp)
+        raise
+    log.info("backup written to %s", dest)
+    return BackupInfo(dest, BACKUP_FORMAT_VERSION, __version__, schema, created, counts, dest.stat().st_size)
+
+
+def read_backup_info(path: Path | str) -> BackupInfo:
+    """Check that ``path`` is a faceapp backup this version can restore; raises StoreError."""
+    path = Path(path)
+    _require_sqlite_file(path)
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    except sqlite3.Error as exc:
+        raise _not_a_backup(path) from exc
+    try:
+        return _info(conn, path)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path} is damaged or not a faceapp backup ({exc}); nothing was restored") from exc
+    finally:
+        conn.close()
+
+
+def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path | str) -> RestoreResult:
+    """Replace the database at ``db_path`` with the content of ``backup``.
+
+    A copy of the current database goes to ``safety_dir`` first. Refuses files that are not
+    faceapp backups, that are damaged, or that come from a newer schema; older ones are
+    migrated. Raises StoreError; on any failure the current database is unchanged."""
+    backup, db_path, safety_dir = Path(backup), Path(db_path), Path(safety_dir)
+    info = read_backup_info(backup)
+    if _same_file(backup, db_path):
+        raise StoreError("that file is the database itself, not a backup of it")
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".restore-", dir=db_path.parent))
+    try:
+        staged = work / "staged.db"
+        try:
+            shutil.copyfile(backup, staged)
+        except OSError as exc:
+            raise StoreError(f"cannot read {backup}: {exc.strerror or exc}") from exc
+        _chmod_private(staged)
+        migrated_from = _prepare(staged, backup)
+        safety = _keep_current(db_path, safety_dir)
+        mode = _install(staged, db_path)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("restored %s into %s (%s)", backup, db_path, mode)
+    return RestoreResult(info, safety, migrated_from, mode)
+
+
+def default_backup_name(now: datetime | None = None, prefix: str = "faceapp") -> str:
+    """``faceapp-20240531-142500.faceapp-backup`` (local time)."""
+    now = now or datetime.now()
+    return f"{prefix}-{now.strftime('%Y%m%d-%H%M%S')}{BACKUP_SUFFIX}"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def _counts(conn: sqlite3.Connection) -> dict[str, int]:
+    tables = _tables(conn)
+    return {t: int(conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]) for t in _COUNTED if t in tables}
+
+
+def _require_sqlite_file(path: Path) -> None:
+    if not path.exists():
+        raise StoreError(f"{path} not found")
+    if not path.is_file():
+        raise StoreError(f"{path} is not a file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if head != SQLITE_MAGIC:
+        raise _not_a_backup(path)
+
+
+def _not_a_backup(path: Path, why: str = "") -> StoreError:
+    extra = f" {why}" if why else ""
+    return StoreError(f"{path} is not a faceapp backup{extra} (make one with: faceapp backup FILE)")
+
+
+def _info(conn: sqlite3.Connection, path: Path) -> BackupInfo:
+    if "backup_meta" not in _tables(conn):
+        raise _not_a_backup(path)
+    meta = dict(conn.execute("SELECT key, value FROM backup_meta").fetchall())
+    if meta.get("format") != BACKUP_FORMAT:
+        raise _not_a_backup(path)
+    try:
+        fmt = int(meta.get("format_version", "0"))
+    except ValueError:
+        raise _not_a_backup(path, "(unreadable format version)") from None
+    schema = _user_version(conn)
+    if fmt > BACKUP_FORMAT_VERSION or schema > SCHEMA_VERSION:
+        raise StoreError(f"{path} is a backup from a newer faceapp ({meta.get('app_version', '?')}, schema {schema}; "
+                         f"this one knows schema {SCHEMA_VERSION}); upgrade faceapp to restore it")
+    if not {"people", "photos", "templates"} <= _tables(conn):
+        raise _not_a_backup(path, "(tables missing)")
+    counts = {k[len("count_"):]: int(v) for k, v in meta.items() if k.startswith("count_") and v.isdigit()}
+    return BackupInfo(path, fmt, meta.get("app_version", "?"), schema, meta.get("created", "?"), counts,
+                      path.stat().st_size)
+
+
+def _prepare(staged: Path, origin: Path) -> int:
+    """Check the staged copy, drop its marker and migrate it to this schema; returns its old schema."""
+    conn = sqlite3.connect(str(staged), isolation_level=None)
+    try:
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if check != "ok":
+            raise StoreError(f"{origin} is damaged ({check}); nothing was restored")
+        old_schema = _user_version(conn)
+        conn.execute("DROP TABLE backup_meta")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{origin} is damaged ({exc}); nothing was restored") from exc
+    finally:
+        conn.close()
+    if old_schema < SCHEMA_VERSION:
+        from faceapp.store.db import Store  # the one place that knows how to migrate
+
+        Store(staged).close()
+        log.info("backup migrated from schema %d to %d", old_schema, SCHEMA_VERSION)
+    return old_schema
+
+
+def _healthy(db_path: Path) -> bool:
+    """True if the live database opens and passes a quick check (else it is replaced as a file)."""
+    if not db_path.is_file() or db_path.stat().st_size == 0:
+        return False
+    try:
+        conn = _connect(db_path)
+        try:
+            return conn.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError:
+        return False
+
+
+def _keep_current(db_path: Path, safety_dir: Path) -> Path | None:
+    """A copy of the current database in ``safety_dir`` (a backup file if it is readable, else
+    the raw files); None when there is no database yet."""
+    if not db_path.exists():
+        return None
+    try:
+        safety_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create {safety_dir} for a copy of the current database: "
+                         f"{exc.strerror or exc}; nothing was restored") from exc
+    name = default_backup_name(prefix="before-restore")
+    if _healthy(db_path):
+        dest = safety_dir / name
+        backup_database(db_path, dest)
+        return dest
+    dest = safety_dir / (name[: -len(BACKUP_SUFFIX)] + "-damaged.db")
+    try:
+        shutil.copyfile(db_path, dest)
+        wal = db_path.with_name(db_path.name + "-wal")
+        if wal.exists():
+            shutil.copyfile(wal, dest.with_name(dest.name + "-wal"))
+        _chmod_private(dest)
+    except OSError as exc:
+        raise StoreError(f"cannot copy the current database to {dest}: {exc.strerror or exc}; "
+                         f"nothing was restored") from exc
+    return dest
+
+
+def _install(staged: Path, db_path: Path) -> str:
+    if _healthy(db_path):
+        src = sqlite3.connect(str(staged), isolation_level=None)
+        dst = _connect(db_path)
+        try:
+            if src.execute("PRAGMA page_size").fetchone()[0] != dst.execute("PRAGMA page_size").fetchone()[0]:
+                # A WAL database only accepts a backup of its own page size.
+                src.execute("PRAGMA journal_mode = DELETE")
+                src.execute(f"PRAGMA page_size = {int(dst.execute('PRAGMA page_size').fetchone()[0])}")
+                src.execute("VACUUM")
+            src.backup(dst)
+            check = dst.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":  # pragma: no cover - the copy was checked; this is belt and braces
+                raise StoreError(f"the restored database failed its check ({check})")
+        except sqlite3.Error as exc:
+            raise StoreError(f"could not restore into {db_path}: {exc}") from exc
+        finally:
+            src.close()
+            dst.close()
+        return "online"
+    # Missing or damaged: nothing can be using it. Its log must go first, or SQLite would
+    # replay the old log onto the new file.
+    for suffix in ("-wal", "-shm", "-journal"):
+        _unlink(db_path.with_name(db_path.name + suffix))
+    os.replace(staged, db_path)
+    _fsync_dir(db_path.parent)
+    return "replaced"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _chmod_private(path: Path) -> None:
+    # Biometric data: readable by the owner only (no-op where chmod means nothing).
+    try:
+        os.chmod(path, 0o600)
+    except OSError:
+        pass
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
