@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from pathlib import Path
 
@@ -13,21 +12,10 @@ from faceapp.cli.common import open_app, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.service import privacy, security
-from faceapp.service.app import App, HomePaths, default_home
-from faceapp.store.audit import AuditLog, os_user
+from faceapp.service.app import HomePaths, default_home
+from faceapp.store.audit import AuditLog
 from faceapp.store.backup import backup_database, read_backup_info, restore_database
 from faceapp.store.migrations import SCHEMA_VERSION
-
-
-def cli_actor() -> str:
-    """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
-    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"cli:{os_user()}"
-
-
-def _open(args) -> App:
-    app = open_app(args)
-    app.store.actor = cli_actor()
-    return app
 
 
 def _days(text: str) -> int:
@@ -102,7 +90,7 @@ def register(sub) -> None:
 
 # -- backup & restore -------------------------------------------------------------------------------
 def cmd_backup(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         info = backup_database(app.paths.db, args.file)
         app.audit("backup.create", {"path": str(Path(args.file)), "bytes": info.size, **info.counts})
     print(f"backed up {info.describe()} to {args.file} ({info.size / 1e6:.1f} MB)")
@@ -124,7 +112,7 @@ def cmd_restore(args) -> int:
         print("nothing restored")
         return 1
     result = restore_database(args.file, paths.db, paths.home / "backups")
-    with _open(args) as app:
+    with open_app(args) as app:
         app.audit("backup.restore", {"path": str(Path(args.file)), "backup_created": info.created,
                                      "backup_app_version": info.app_version, "backup_schema": result.migrated_from,
                                      "previous_database": str(result.safety_copy) if result.safety_copy else None,
@@ -140,7 +128,7 @@ def cmd_restore(args) -> int:
 
 # -- audit ------------------------------------------------------------------------------------------
 def cmd_audit_list(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         target = f"person:{app.store.find_person(args.person).id}" if args.person else None
         rows = AuditLog(app.store).records(action=args.action, target=target, limit=args.limit)
     rows.reverse()  # newest last, like a terminal log
@@ -158,7 +146,7 @@ def cmd_audit_list(args) -> int:
 
 
 def cmd_audit_export(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         n = security.export_audit(app, args.output, bom=args.bom)
     print(f"wrote {n} audit rows to {args.output}")
     return 0
@@ -181,7 +169,7 @@ def _read_new_password(from_stdin: bool) -> str:
 
 
 def cmd_set_password(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         existed = security.has_admin_password(app.store)
         security.set_admin_password(app.store, _read_new_password(args.password_stdin), reset=True)
     print("administrator password " + ("reset" if existed else "set"))
@@ -189,7 +177,7 @@ def cmd_set_password(args) -> int:
 
 
 def cmd_retention(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         changes = {}
         if args.snapshots is not None:
             changes["snapshot_retention_days"] = args.snapshots
@@ -211,14 +199,14 @@ def cmd_retention(args) -> int:
 
 
 def cmd_purge(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         report = privacy.apply_retention(app, record_empty=True)
     print(f"removed {report.describe()}")
     return 0
 
 
 def cmd_people_export(args) -> int:
-    with _open(args) as app:
+    with open_app(args) as app:
         person = app.store.find_person(args.person)
         result = privacy.export_person_data(app, person.id, args.output)
     print(f"wrote everything stored about '{person.name}' to {result.path}: {result.describe()}")

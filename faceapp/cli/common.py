@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any
 
 from faceapp.service.app import App
+from faceapp.store.audit import os_user
+
+
+def cli_actor() -> str:
+    """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
+    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"cli:{os_user()}"
 
 
 def open_app(args) -> App:
-    """The App for the --home given on the command line (or the default one)."""
-    return App(args.home)
+    """The App for the --home given on the command line (or the default one); every change
+    it makes is audited under :func:`cli_actor`."""
+    app = App(args.home)
+    app.store.actor = cli_actor()
+    return app
 
 
 def print_json(obj: Any) -> None:

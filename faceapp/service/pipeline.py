@@ -162,9 +162,10 @@ class Pipeline:
             # The CLI refuses this (service.attendance.resolve_door); a window just says so.
             log.warning("door '%s' is not configured: it admits every enrolled person", self.door)
         if log_entries:
-            from faceapp.service.attendance import purge_snapshots
+            from faceapp.service.privacy import apply_retention
 
-            purge_snapshots(app.store, settings.snapshot_retention_days)
+            # A station that logs also enforces retention (old snapshots and entries, audited).
+            apply_retention(app)
             self._seed_cooldowns(settings.cooldown_seconds)
 
     def _seed_cooldowns(self, cooldown: float) -> None:
