@@ -296,8 +296,8 @@ def test_install_admin_guards_the_admin_pages(qtbot, app):
     window = build_main_window(app, camera=ArraySource([image]), start=False)
     qtbot.addWidget(window)
     security.set_admin_password(app.store, PASSWORD, params=FAST)
-    gate = admin.install_admin(window, app)
-    assert window.admin_gate is gate and window.page("Audit log") is not None
+    gate = window.admin_gate  # build_main_window installs it (admin.install_admin) before the other pages
+    assert isinstance(gate, AdminGate) and window.page("Audit log") is not None
     menu = [a for a in window.menuBar().actions() if a.text() == "&Admin"][0].menu()
     assert [a.text() for a in menu.actions() if a.text()] == [
         "&Privacy and retention…", "&Back up database…", "&Change administrator password…",

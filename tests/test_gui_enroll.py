@@ -177,6 +177,8 @@ def test_auto_mode_on_the_live_camera_then_recognised_in_the_live_window(qtbot, 
     camera = ArraySource(lin_frames, fps=8.0, loop=True, realtime=True, description="hamilton replay")
     window = build_main_window(app, camera=camera, log_entries=False)
     qtbot.addWidget(window)
+    # An administrator at the desk gives the password when asked (the gate: test_gui_admin_wiring).
+    window.admin_gate.run_dialog = lambda dialog: QDialog.DialogCode.Accepted
     window.show()
     page = window.page("People")
     assert isinstance(page, PeoplePage)

@@ -320,9 +320,11 @@ def test_missing_models_show_the_fix_and_the_camera_still_plays(qtbot, tmp_path,
 
 def test_reception_mode_hides_admin_controls(qtbot, app, hamilton):
     from PySide6.QtCore import Qt
-    from PySide6.QtWidgets import QLabel
+    from PySide6.QtWidgets import QDialog, QLabel
 
     window = open_window(qtbot, app, replay(hamilton, LIN_FRAMES), reception=True)
+    # An administrator gives the password to leave (refusals: test_gui_admin_wiring).
+    window.admin_gate.run_dialog = lambda dialog: QDialog.DialogCode.Accepted
     window.add_page("People", QLabel("people"))
     assert window.reception
     assert window.windowState() & Qt.WindowState.WindowFullScreen

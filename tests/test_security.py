@@ -347,7 +347,7 @@ def test_subject_access_export(obama, tmp_path, capsys):
     assert doc["person"]["name"] == "Barack Obama" and doc["person"]["employee_id"] == "P-44"
     assert doc["person"]["department"] == "Office" and doc["access_groups"] == ["Staff"]
     assert doc["templates"]["count"] == 3 and doc["templates"]["by_model"] == {app.model_id: 3}
-    assert [a["action"] for a in doc["audit"]] == ["person.add", "person.update"]
+    assert [a["action"] for a in doc["audit"]] == ["person.add", "group.assign", "person.update"]
     assert doc["entries"]["count"] == 2 and doc["entries"]["snapshots"] == 1
     stored = {r["id"]: r["crop"] for r in app.store.query("SELECT id, crop FROM photos WHERE person_id = ?", (pid,))}
     assert {p["file"] for p in doc["photos"]} == {f"photos/photo-{i}.png" for i in stored}

@@ -285,6 +285,7 @@ def cmd_log_list(args) -> int:
 def cmd_log_export(args) -> int:
     with open_app(args) as app:
         n = attendance.export_entries(app.store, args.output, _query(args, app), bom=args.bom)
+        app.audit("log.export", {"path": str(args.output), "rows": n, "kind": "entries"})
     print(f"wrote {n} entries to {args.output}")
     return 0
 
@@ -292,5 +293,6 @@ def cmd_log_export(args) -> int:
 def cmd_log_report(args) -> int:
     with open_app(args) as app:
         n = attendance.export_report(app.store, args.output, _query(args, app), bom=args.bom)
+        app.audit("log.export", {"path": str(args.output), "rows": n, "kind": "report"})
     print(f"wrote {n} person-days to {args.output}")
     return 0

@@ -515,6 +515,26 @@ class PrivacySettingsDialog(QDialog):
 
 
 # -- actions for menus and other pages -------------------------------------------------------------
+def find_gate(widget: QObject | None, gate: AdminGate | None = None) -> AdminGate | None:
+    """``gate`` if given, else the gate of ``widget`` or its nearest parent holding one (the main
+    window's ``admin_gate``); None for a widget used on its own."""
+    obj = widget
+    while gate is None and obj is not None:
+        for name in ("admin_gate", "gate"):
+            found = getattr(obj, name, None)
+            if isinstance(found, AdminGate):
+                return found
+        obj = obj.parent()
+    return gate
+
+
+def admin_allowed(widget: QWidget | None, reason: str, gate: AdminGate | None = None) -> bool:
+    """Whether an administrative action started from ``widget`` may go on: asks the window's gate
+    for the password when it is locked. A widget without a gate (used standalone) is allowed."""
+    found = find_gate(widget, gate)
+    return found is None or found.require(widget, reason)
+
+
 def export_person_dialog(parent: QWidget | None, app: App, person_id: int, gate: AdminGate | None = None) -> Path | None:
     """Subject-access export of one person to a .zip the user picks (People page, context menu)."""
     if gate is not None and not gate.require(parent, "export everything stored about a person"):

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import FaceAppError, ModelError
+from faceapp.gui.admin import admin_allowed
 from faceapp.gui.qt_env import emit
 from faceapp.gui.widgets import BAD_COLOUR, OK_COLOUR, ask_choice, bgr_pixmap, keep_alive, thumbnail_icon
 from faceapp.service import enroll
@@ -552,6 +553,10 @@ class EnrollDialog(QDialog):
         """Check for duplicates and look-alikes, then store everything in one transaction.
         Returns True if something was saved (the dialog then closes)."""
         if self.busy or self.auto_running:
+            return False
+        # The unlock may have run out while the shots were taken.
+        if not admin_allowed(self, "enroll a person" if self.person is None else f"add photos of {self.person.name}"):
+            self._set_status("Not saved: the administrator password is needed.", error=True)
             return False
         entries = [e for e in self.entries if e.ok and e.shot is not None]
         shots = [e.shot for e in entries if e.shot is not None]

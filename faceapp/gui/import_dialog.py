@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.gui.admin import admin_allowed
 from faceapp.gui.qt_env import emit
 from faceapp.gui.widgets import BAD_COLOUR, TaskThread
 from faceapp.service import enroll, templates
@@ -154,7 +155,7 @@ class ImportDialog(_TaskDialog):
             self.folder_edit.setText(folder)
 
     def start(self) -> None:
-        if self.running:
+        if self.running or not admin_allowed(self, "import people from a folder"):
             return
         folder = self.folder_edit.text().strip()
         if not folder:
@@ -245,7 +246,7 @@ class RecomputeDialog(_TaskDialog):
         self.start_button.setEnabled(not st.complete and not self.running)
 
     def start(self) -> None:
-        if self.running:
+        if self.running or not admin_allowed(self, "recompute templates"):
             return
         app = self.app
         self.current.setStyleSheet("")

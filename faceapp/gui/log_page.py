@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import FaceAppError
+from faceapp.gui.admin import AdminGate, admin_allowed
 from faceapp.service import attendance
 from faceapp.service.app import App
 from faceapp.store.attendance import AttendanceStore, EntryQuery, EntryRecord
@@ -122,9 +123,10 @@ def _pydate(q: QDate) -> date:
 class LogPage(QWidget):
     """Entry log with filters, live updates, snapshot on selection and CSV export."""
 
-    def __init__(self, app: App, parent: QWidget | None = None) -> None:
+    def __init__(self, app: App, parent: QWidget | None = None, gate: AdminGate | None = None) -> None:
         super().__init__(parent)
         self.app = app
+        self.gate = gate  # exports ask it (or the window's) for the administrator password
         self._entries = AttendanceStore(app.store)
         self._last_max = -1
         self._closed = False
@@ -335,14 +337,16 @@ class LogPage(QWidget):
     def export_csv(self, path: str | Path | None = None) -> int | None:
         """Write every entry the filters select (not just the newest shown) as CSV; returns the count."""
         return self._export("Export entries", f"entries-{date.today().isoformat()}.csv", path,
-                            attendance.export_entries)
+                            attendance.export_entries, "entries")
 
     def export_report(self, path: str | Path | None = None) -> int | None:
         """Write the daily attendance report for the filters' dates, door and person."""
         return self._export("Daily attendance report", f"attendance-{date.today().isoformat()}.csv", path,
-                            attendance.export_report)
+                            attendance.export_report, "report")
 
-    def _export(self, title: str, suggested: str, path, writer) -> int | None:
+    def _export(self, title: str, suggested: str, path, writer, kind: str) -> int | None:
+        if not admin_allowed(self, "export the entry log", self.gate):
+            return None
         if path is None:
             path = self.ask_save_path(title, suggested)
             if not path:
@@ -352,5 +356,6 @@ class LogPage(QWidget):
         except FaceAppError as exc:
             self.show_error(str(exc))
             return None
+        self.app.audit("log.export", {"path": str(path), "rows": n, "kind": kind})
         self.status_label.setText(f"{datetime.now():%H:%M:%S} wrote {n} rows to {path}")
         return n

@@ -29,10 +29,14 @@ def build_main_window(app, camera=None, reception: bool = False, log_entries: bo
 def _add_optional_pages(window, app) -> None:
     """Pages beyond Live. Other modules add their one-liner here, e.g.
     ``from faceapp.gui.people_page import PeoplePage; window.add_page("People", PeoplePage(app, window))``.
-    Keep each import inside this function so the window starts fast."""
+    Keep each import inside this function so the window starts fast. The administrator gate
+    comes first: the other pages find it as ``window.admin_gate``."""
+    from faceapp.gui.admin import install_admin; install_admin(window, app)  # noqa: E702
     from faceapp.gui.people_page import install_people_page; install_people_page(window, app)  # noqa: E702
-    from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window))  # noqa: E702
+    from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window, gate=window.admin_gate))  # noqa: E702,E501
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
+    audit = window.tabs.indexOf(window.page("Audit log"))
+    window.tabs.tabBar().moveTab(audit, window.tabs.count() - 1)  # the gate came first; its page goes last
 
 
 def run_gui(args) -> int:

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.capture.sources import Frame, FrameSource, open_source
+from faceapp.gui.admin import admin_allowed
 from faceapp.gui.live_view import LiveView, format_distance
 from faceapp.gui.qt_env import app_icon, guard_pyside_refcount_bug
 from faceapp.gui.workers import CaptureWorker, LatestSlot, Recognized, RecognitionWorker
@@ -100,6 +101,8 @@ class MainWindow(QMainWindow):
         self._last_status = 0.0
         self._was_maximized = False
         self._admin_actions: list[QAction] = []
+        self.admin_gate = None  # an AdminGate, set by faceapp.gui.admin.install_admin
+        self._refusing_slider = False
 
         self.setWindowTitle("Live recognition")
         self.setWindowIcon(app_icon())
@@ -157,6 +160,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.admin_bar)
         self._set_slider(self.app.threshold)
         self.threshold_slider.valueChanged.connect(self._on_slider)
+        # actionTriggered comes only from the user (mouse, keys, wheel), before the value changes.
+        self.threshold_slider.actionTriggered.connect(self._on_slider_action)
         self.threshold_slider.sliderReleased.connect(self.save_threshold)
 
         self.leave_button = QToolButton()
@@ -189,13 +194,13 @@ class MainWindow(QMainWindow):
             action = cam.addAction(text)
             if shortcut:
                 action.setShortcut(QKeySequence(shortcut))
-            action.triggered.connect(slot)
+            action.triggered.connect(self._guarded("change the camera", slot))
             self._admin_actions.append(action)
         cam.addSeparator()
         self.loop_action = cam.addAction("&Loop video")
         self.loop_action.setCheckable(True)
         self.loop_action.setChecked(self._loop)
-        self.loop_action.toggled.connect(self.set_loop)
+        self.loop_action.triggered.connect(self._on_loop_triggered)
         self._admin_actions.append(self.loop_action)
         self.restart_action = cam.addAction("&Restart / reconnect")
         self.restart_action.setShortcut(QKeySequence("F5"))
@@ -227,6 +232,17 @@ class MainWindow(QMainWindow):
         sb.addPermanentWidget(self.models_label)
         sb.addPermanentWidget(self.stats_label)
         self.models_label.setText("models: loading…")
+
+    # -- administrator actions --------------------------------------------------
+    def admin_allowed(self, reason: str) -> bool:
+        """Ask for the administrator password (if locked) before ``reason``; True to go on."""
+        return admin_allowed(self, reason, self.admin_gate)
+
+    def _guarded(self, reason: str, fn: Callable[[], object]) -> Callable[..., None]:
+        def slot(*_args) -> None:
+            if self.admin_allowed(reason):
+                fn()
+        return slot
 
     # -- pages ------------------------------------------------------------------
     def add_page(self, title: str, widget: QWidget, admin: bool = True) -> int:
@@ -364,6 +380,12 @@ class MainWindow(QMainWindow):
         if self.app.settings.loop_video != self._loop:
             self.app.update_settings(loop_video=self._loop)
 
+    def _on_loop_triggered(self, checked: bool) -> None:
+        if self.admin_allowed("change the camera settings"):
+            self.set_loop(checked)
+        else:
+            self.loop_action.setChecked(self._loop)
+
     def _choose_webcam(self) -> None:
         current = self._camera if isinstance(self._camera, str) and self._camera.isdigit() else "0"
         index, ok = QInputDialog.getInt(self, "Webcam", "Webcam number (0 is the first camera):",
@@ -439,6 +461,19 @@ class MainWindow(QMainWindow):
         self.threshold_slider.blockSignals(False)
         self.threshold_label.setText(format_distance(units / SLIDER_STEPS))
 
+    def _on_slider_action(self, _action: int) -> None:
+        """A user moves the slider: only an administrator may; refused, it stays where it was."""
+        if self._refusing_slider or self.admin_allowed("change the match threshold"):
+            return
+        slider = self.threshold_slider
+        self._refusing_slider = True  # ending a drag re-triggers the action
+        try:
+            slider.setSliderPosition(slider.value())  # cancels the pending move
+            slider.setSliderDown(False)  # a drag interrupted by the password dialog ends here
+            self._set_slider(self.app.threshold, notify=True)
+        finally:
+            self._refusing_slider = False
+
     def _on_slider(self, units: int) -> None:
         value = units / SLIDER_STEPS
         self.threshold_label.setText(format_distance(value))
@@ -473,7 +508,9 @@ class MainWindow(QMainWindow):
             self.set_reception_mode(True)
 
     def request_leave_reception(self) -> bool:
-        """The one way out of reception mode (the access helper guards it). True if left."""
+        """The one way out of reception mode: asks for the administrator password. True if left."""
+        if not self.admin_allowed("leave reception mode"):
+            return False
         self.set_reception_mode(False)
         return True
 

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.core.errors import FaceAppError
 from faceapp.core.types import Person
+from faceapp.gui.admin import AdminGate, admin_allowed, export_person_dialog, find_gate
 from faceapp.gui.enroll_dialog import FrameProvider, open_enroll_dialog
 from faceapp.gui.import_dialog import ImportDialog, RecomputeDialog
 from faceapp.gui.qt_env import emit
@@ -159,6 +160,8 @@ class PersonPhotosDialog(QDialog):
         items = self.list.selectedItems()
         if not items:
             return
+        if not admin_allowed(self, "remove a photo"):
+            return
         photo_id = int(items[0].data(Qt.ItemDataRole.UserRole))
         last = self.list.count() == 1
         text = "Remove this photo and its template?"
@@ -178,15 +181,19 @@ class PersonPhotosDialog(QDialog):
 
 
 class PeoplePage(QWidget):
-    """List of enrolled people with everything an administrator does to them."""
+    """List of enrolled people with everything an administrator does to them.
+
+    Every change asks ``gate`` (or the window's ``admin_gate``) for the administrator password;
+    a page without either (used on its own) allows them."""
 
     changed = Signal()  # after any change to people, photos or templates
 
     def __init__(self, app: App, parent: QWidget | None = None,
-                 frame_provider: FrameProvider | None = None) -> None:
+                 frame_provider: FrameProvider | None = None, gate: AdminGate | None = None) -> None:
         super().__init__(parent)
         self.app = app
         self.frame_provider = frame_provider
+        self.gate = gate
         self._thumbs: dict[int, tuple[int, object]] = {}  # person id -> (photo id, QIcon)
         self._people: list[Person] = []
         self._build()
@@ -258,9 +265,11 @@ class PeoplePage(QWidget):
         self.active_button.clicked.connect(self.toggle_active)
         self.delete_button = QPushButton("De&lete…")
         self.delete_button.clicked.connect(self.delete)
+        self.export_button = QPushButton("E&xport stored data…")
+        self.export_button.setToolTip("Everything stored about this person, as a .zip (subject-access request)")
+        self.export_button.clicked.connect(self.export_data)
         self.count_label = QLabel()
-        for b in (self.edit_button, self.add_photos_button, self.photos_button, self.active_button,
-                  self.delete_button):
+        for b in self._person_buttons():
             actions.addWidget(b)
         actions.addStretch(1)
         actions.addWidget(self.count_label)
@@ -348,25 +357,33 @@ class PeoplePage(QWidget):
 
     def _update_buttons(self) -> None:
         person = next((p for p in self._people if p.id == self.selected_person_id()), None)
-        for b in (self.edit_button, self.add_photos_button, self.photos_button, self.active_button,
-                  self.delete_button):
+        for b in self._person_buttons():
             b.setEnabled(person is not None)
         self.active_button.setText("Re&activate" if person is not None and not person.active else "De&activate")
+
+    def _person_buttons(self) -> tuple[QPushButton, ...]:
+        return (self.edit_button, self.add_photos_button, self.photos_button, self.active_button,
+                self.delete_button, self.export_button)
 
     def _changed(self) -> None:
         self.refresh()
         emit(self.changed)
 
+    def _allowed(self, reason: str) -> bool:
+        return admin_allowed(self, reason, self.gate)
+
     # -- actions --------------------------------------------------------------------
     def enroll(self):
-        """Open the enrollment dialog for a new person (non-blocking); returns it."""
+        """Open the enrollment dialog for a new person (non-blocking); returns it (None if refused)."""
+        if not self._allowed("enroll a person"):
+            return None
         dialog = open_enroll_dialog(self.app, self.frame_provider, self)
         dialog.enrolled.connect(self._on_enrolled)
         return dialog
 
     def add_photos(self):
         person = self._selected_person()
-        if person is None:
+        if person is None or not self._allowed(f"add photos of {person.name}"):
             return None
         dialog = open_enroll_dialog(self.app, self.frame_provider, self, person_id=person.id)
         dialog.enrolled.connect(self._on_enrolled)
@@ -378,7 +395,7 @@ class PeoplePage(QWidget):
 
     def edit(self) -> None:
         person = self._selected_person()
-        if person is None:
+        if person is None or not self._allowed(f"edit the details of {person.name}"):
             return
         dialog = PersonEditDialog(person, self)
         if dialog.exec() != QDialog.DialogCode.Accepted:
@@ -386,6 +403,9 @@ class PeoplePage(QWidget):
         self.apply_edit(person.id, **dialog.values())
 
     def apply_edit(self, person_id: int, **values) -> bool:
+        """Save changed details of a person (asks for the password if the gate locked meanwhile)."""
+        if not self._allowed("change a person's details"):
+            return False
         try:
             enroll.update_person(self.app, person_id, **values)
         except FaceAppError as exc:
@@ -398,7 +418,7 @@ class PeoplePage(QWidget):
         person = self._selected_person()
         if person is None:
             return None
-        dialog = PersonPhotosDialog(self.app, person.id, self)
+        dialog = PersonPhotosDialog(self.app, person.id, self)  # viewing is free; removing asks
         dialog.changed.connect(self._changed)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
@@ -406,13 +426,14 @@ class PeoplePage(QWidget):
 
     def toggle_active(self) -> None:
         person = self._selected_person()
-        if person is None:
+        verb = "deactivate" if person is not None and person.active else "reactivate"
+        if person is None or not self._allowed(f"{verb} {person.name}"):
             return
         self.apply_edit(person.id, active=not person.active)
 
     def delete(self) -> bool:
         person = self._selected_person()
-        if person is None:
+        if person is None or not self._allowed(f"delete {person.name}"):
             return False
         summary = enroll.removal_summary(self.app, person.id)
         choice = ask_delete(self, summary)
@@ -426,14 +447,25 @@ class PeoplePage(QWidget):
         self._changed()
         return True
 
-    def import_folder(self) -> ImportDialog:
+    def export_data(self):
+        """Subject-access export of the selected person to a .zip; returns its path (None if not done)."""
+        person = self._selected_person()
+        if person is None:
+            return None
+        return export_person_dialog(self, self.app, person.id, find_gate(self, self.gate))
+
+    def import_folder(self) -> ImportDialog | None:
+        if not self._allowed("import people from a folder"):
+            return None
         dialog = ImportDialog(self.app, self)
         dialog.imported.connect(lambda _report: self._changed())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 
-    def recompute(self) -> RecomputeDialog:
+    def recompute(self) -> RecomputeDialog | None:
+        if not self._allowed("recompute templates"):
+            return None
         dialog = RecomputeDialog(self.app, self)
         dialog.recomputed.connect(lambda _n: self._changed())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
@@ -449,7 +481,8 @@ class PeoplePage(QWidget):
 def install_people_page(window, app: App) -> PeoplePage:
     """Add the People page and a People menu (Enroll…, Import folder…, Recompute templates…)
     to the main window. Its menu actions are admin actions: reception mode disables them."""
-    page = PeoplePage(app, None, frame_provider=getattr(window, "latest_frame", None))
+    page = PeoplePage(app, None, frame_provider=getattr(window, "latest_frame", None),
+                      gate=getattr(window, "admin_gate", None))
     window.add_page("People", page)
     menu = window.menuBar().addMenu("&People")
     for text, slot in (("&Enroll…", page.enroll), ("&Import folder…", page.import_folder),

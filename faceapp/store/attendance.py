@@ -239,9 +239,12 @@ class AttendanceStore:
                 raise DuplicateError(f"a door called '{name}' exists already")
             door_id = int(conn.execute("INSERT INTO doors (name, hours, created) VALUES (?, ?, ?)",
                                        (name, text, utc_now())).lastrowid)
+            admitted = []
             for g in groups:
-                gid = self._group_row(conn, g)[0]
+                gid, gname = self._group_row(conn, g)
+                admitted.append(gname)
                 conn.execute("INSERT OR IGNORE INTO door_groups (door_id, group_id) VALUES (?, ?)", (door_id, gid))
+            self.store.audit("door.add", f"door:{name}", {"name": name, "hours": text, "groups": admitted}, conn)
         return self.door(name)
 
     def door(self, name: str) -> Door:
@@ -263,22 +266,28 @@ class AttendanceStore:
     def remove_door(self, name: str) -> None:
         """Delete a door and its group links (its log entries stay, with the door's name)."""
         with self.store.transaction() as conn:
-            conn.execute("DELETE FROM doors WHERE id = ?", (self._door_row(conn, name)[0],))
+            did, dname = self._door_row(conn, name)
+            conn.execute("DELETE FROM doors WHERE id = ?", (did,))
+            self.store.audit("door.remove", f"door:{dname}", {"name": dname}, conn)
 
     def set_door_hours(self, name: str, hours: str | None) -> Door:
         """Set (or with None/"always", clear) the hours that apply to everyone at a door."""
         text = _hours_text(hours)
         with self.store.transaction() as conn:
-            conn.execute("UPDATE doors SET hours = ? WHERE id = ?", (text, self._door_row(conn, name)[0]))
+            did, dname = self._door_row(conn, name)
+            old = conn.execute("SELECT hours FROM doors WHERE id = ?", (did,)).fetchone()[0]
+            conn.execute("UPDATE doors SET hours = ? WHERE id = ?", (text, did))
+            self.store.audit("door.hours", f"door:{dname}", {"hours": [old, text]}, conn)
         return self.door(name)
 
     def allow_group(self, door: str, group: str, hours: str | None = None) -> Door:
         """Let a group through a door, optionally only within ``hours`` (replaces earlier hours)."""
         text = _hours_text(hours)
         with self.store.transaction() as conn:
-            did, gid = self._door_row(conn, door)[0], self._group_row(conn, group)[0]
+            (did, dname), (gid, gname) = self._door_row(conn, door), self._group_row(conn, group)
             conn.execute("INSERT OR REPLACE INTO door_groups (door_id, group_id, hours) VALUES (?, ?, ?)",
                          (did, gid, text))
+            self.store.audit("door.allow", f"door:{dname}", {"group": gname, "hours": text}, conn)
         return self.door(door)
 
     def disallow_group(self, door: str, group: str, open_door: bool = False) -> Door:
@@ -295,6 +304,7 @@ class AttendanceStore:
                 raise StoreError(f"'{grow[1]}' is the last group of door '{drow[1]}': without groups the door "
                                  f"admits every enrolled person; confirm with --open, or remove the door")
             conn.execute("DELETE FROM door_groups WHERE door_id = ? AND group_id = ?", (drow[0], grow[0]))
+            self.store.audit("door.disallow", f"door:{drow[1]}", {"group": grow[1], "open_door": n == 1}, conn)
         return self.door(door)
 
     # -- groups ---------------------------------------------------------------------------------
@@ -304,6 +314,7 @@ class AttendanceStore:
             if conn.execute("SELECT 1 FROM access_groups WHERE name = ?", (name,)).fetchone():
                 raise DuplicateError(f"an access group called '{name}' exists already")
             conn.execute("INSERT INTO access_groups (name, created) VALUES (?, ?)", (name, utc_now()))
+            self.store.audit("group.add", f"group:{name}", {"name": name}, conn)
         return self.group(name)
 
     def group(self, name: str) -> Group:
@@ -336,14 +347,18 @@ class AttendanceStore:
                 raise StoreError(f"group '{gname}' is admitted at {', '.join(used)}; "
                                  f"disallow it there first (faceapp door disallow DOOR '{gname}')")
             conn.execute("DELETE FROM access_groups WHERE id = ?", (gid,))
+            self.store.audit("group.remove", f"group:{gname}", {"name": gname}, conn)
 
     def assign(self, person_id: int, group: str) -> None:
         """Put a person into a group (no-op if already a member)."""
         with self.store.transaction() as conn:
             if not conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone():
                 raise NotFoundError(f"no person with id {person_id}")
-            gid = self._group_row(conn, group)[0]
-            conn.execute("INSERT OR IGNORE INTO person_groups (person_id, group_id) VALUES (?, ?)", (person_id, gid))
+            gid, gname = self._group_row(conn, group)
+            cur = conn.execute("INSERT OR IGNORE INTO person_groups (person_id, group_id) VALUES (?, ?)",
+                               (person_id, gid))
+            if cur.rowcount:
+                self.store.audit("group.assign", f"person:{person_id}", {"group": gname}, conn)
 
     def unassign(self, person_id: int, group: str) -> None:
         with self.store.transaction() as conn:
@@ -351,6 +366,7 @@ class AttendanceStore:
             cur = conn.execute("DELETE FROM person_groups WHERE person_id = ? AND group_id = ?", (person_id, gid))
             if cur.rowcount == 0:
                 raise NotFoundError(f"person {person_id} is not in group '{gname}'")
+            self.store.audit("group.unassign", f"person:{person_id}", {"group": gname}, conn)
 
     def person_groups(self, person_id: int) -> list[str]:
         rows = self.store.query("SELECT g.name FROM person_groups pg JOIN access_groups g ON g.id = pg.group_id "
