@@ -47,6 +47,9 @@ def enrolled_home(tmp_path_factory, models_dir):
                 shutil.copy(p, src / person_dir.name / p.name)
             probes[person_dir.name.replace("_", " ")] = photos[N_ENROLL:]
     assert run(home, "import", str(src)) == 0
+    before = _state(home)
+    assert run(home, "import", str(src)) == 0, "a finished import run again is not a failure"
+    assert _state(home) == before
     return home, probes
 
 

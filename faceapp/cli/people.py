@@ -64,7 +64,8 @@ def cmd_import(args) -> int:
     with open_app(args) as app:
         report = enroll.import_folder(app, args.folder, progress=Progress("importing"))
         print(report.summary())
-    return 0 if report.accepted else 1
+    # A re-run after an interrupted or finished import has nothing new to do: that is success.
+    return 0 if report.accepted or report.already_stored else 1
 
 
 def _face_json(r) -> dict:
