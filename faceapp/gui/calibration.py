@@ -122,7 +122,15 @@ class HistogramView(QWidget):
                 x = self.x_of(value)
                 p.setPen(QPen(text, 2, style))
                 p.drawLine(QPointF(x, r.top()), QPointF(x, r.bottom()))
-                p.drawText(QPointF(x + 3, r.top() + (12 if label == "now" else 26)), f"{label} {value:.2f}")
+                # Each label on the side away from the other marker, so close markers never overlap.
+                other = self.proposed if label == "now" else self.threshold
+                caption = f"{label} {value:.2f}"
+                y = r.top() + (12 if label == "now" else 26)
+                if math.isfinite(other) and other > value:
+                    x -= 3 + p.fontMetrics().horizontalAdvance(caption)
+                else:
+                    x += 3
+                p.drawText(QPointF(x, y), caption)
         finally:
             p.end()
 
