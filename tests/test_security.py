@@ -387,3 +387,16 @@ def test_a_tampered_password_row_is_a_clear_error(tmp_path):
         s.conn.execute("""UPDATE credentials SET params = '{"n": 1073741824, "r": 8, "p": 1, "dklen": 32}'""")
         with pytest.raises(PasswordError, match="damaged.*faceapp admin set-password"):
             security.check_admin_password(s, "the right one")
+
+
+def test_a_new_data_folder_is_private_and_an_existing_one_keeps_its_mode(tmp_path):
+    from faceapp.service.app import App
+
+    new = tmp_path / "a" / "home"
+    App(new).close()
+    assert (new.stat().st_mode & 0o777) == 0o700
+    shared = tmp_path / "shared-station"
+    shared.mkdir(mode=0o750)
+    shared.chmod(0o750)
+    App(shared).close()
+    assert (shared.stat().st_mode & 0o777) == 0o750

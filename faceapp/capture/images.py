@@ -97,6 +97,18 @@ def iter_image_files(folder: str | Path) -> list[Path]:
     return sorted(found)
 
 
+def person_folders(folder: str | Path) -> list[Path]:
+    """The sub-folders of ``folder`` (one per person), sorted, hidden ones skipped; an error if
+    ``folder`` is not a folder or has none."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ImageError(f"{root} is not a folder")
+    subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subs:
+        raise ImageError(f"{root} has no sub-folders: put each person's photos in a folder named after them")
+    return subs
+
+
 def _decode(fh: BinaryIO, name: str, size: int) -> np.ndarray:
     try:
         with _strict_truncation():

@@ -7,8 +7,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from faceapp.cli.attendance import _positive_int
-from faceapp.cli.common import open_app, print_json
+from faceapp.cli.common import open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.service import privacy, security
@@ -52,7 +51,7 @@ def register(sub) -> None:
     audit = sub.add_parser("audit", help="the audit log: who changed what, when")
     asub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
     p = asub.add_parser("list", help="show the newest audit rows")
-    p.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N rows (default 50)")
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="at most N rows (default 50)")
     p.add_argument("--action", metavar="ACTION", help="only this action (e.g. person.remove, or person. for all)")
     p.add_argument("--person", metavar="NAME_OR_ID", help="only rows about this enrolled person")
     p.add_argument("--json", action="store_true")

@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from faceapp.cli.common import open_app, print_json
+from faceapp.cli.common import open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.service import attendance
 from faceapp.store.attendance import AttendanceStore
@@ -19,16 +19,6 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError("give a positive number of seconds")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("give a positive number")
     return value
 
 
@@ -108,7 +98,7 @@ def register(sub) -> None:
     lsub = logp.add_subparsers(dest="log_command", metavar="ACTION", required=True)
     p = lsub.add_parser("list", help="show the newest entries")
     _filters(p)
-    p.add_argument("--limit", type=_positive_int, default=50, metavar="N", help="at most N entries (default 50)")
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="at most N entries (default 50)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_log_list)
     p = lsub.add_parser("export", help="entries as CSV (times in local ISO 8601 with offset)")

@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from faceapp.core.errors import ModelError
+from faceapp.core.fsutil import fsync_dir
 from faceapp.engine.catalog import CATALOG, ModelFile, ModelPack, get_pack
 
 log = logging.getLogger(__name__)
@@ -217,7 +218,7 @@ def _install(
         finally:
             for tmp in temps:
                 _unlink_quietly(tmp)
-        _fsync_dir(pack_dir)
+        fsync_dir(pack_dir)
     cache.save()
     return InstallReport(
         pack=pack.name,
@@ -706,20 +707,6 @@ def _remove_stale_parts(pack_dir: Path) -> None:
                 p.unlink()
         except OSError:
             pass
-
-
-def _fsync_dir(path: Path) -> None:
-    # Makes the renames durable on POSIX; Windows cannot open directories, which is fine.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _size_or_none(path: Path) -> int | None:

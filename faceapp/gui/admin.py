@@ -25,7 +25,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -46,6 +46,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import FaceAppError
+from faceapp.gui.widgets import Index, RecordTableModel
 from faceapp.service import privacy, security
 from faceapp.service.app import App
 from faceapp.store.audit import AuditLog, AuditRecord
@@ -59,7 +60,6 @@ ACTOR_ADMIN = "gui:admin"
 ACTOR_LOCKED = "gui:reception"
 MAX_RETENTION_DAYS = 3650
 
-Index = QModelIndex | QPersistentModelIndex
 
 
 # -- replaceable modal helpers (tests swap these) ----------------------------------------------------
@@ -304,38 +304,21 @@ class AdminGate(QObject):
 
 
 # -- the audit page ------------------------------------------------------------------------------------
-class AuditTableModel(QAbstractTableModel):
+class AuditTableModel(RecordTableModel):
     """Audit rows (newest first): time (local), who, action, about, details. Read-only."""
 
     COLUMNS = ("Time", "Who", "Action", "About", "Details")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._rows: list[AuditRecord] = []
         self._names: dict[str, str] = {}
 
     def set_rows(self, rows: list[AuditRecord], names: dict[str, str] | None = None) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
         self._names = dict(names or {})
-        self.endResetModel()
+        self._reset(rows)
 
     def record(self, row: int) -> AuditRecord | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
-
-    def flags(self, index: Index) -> Qt.ItemFlag:
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable  # never editable
+        return self.row_record(row)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         r = self.record(index.row())

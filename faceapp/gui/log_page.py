@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import QDate, Qt, QTimer
 from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.core.errors import FaceAppError
 from faceapp.gui.admin import AdminGate, admin_allowed
+from faceapp.gui.widgets import Index, RecordTableModel
 from faceapp.service import attendance
 from faceapp.service.app import App
 from faceapp.store.attendance import AttendanceStore, EntryQuery, EntryRecord
@@ -47,39 +48,21 @@ SNAPSHOT_PX = 200
 ALL_PEOPLE, ALL_DOORS, ALL_DECISIONS = "All people", "All doors", "All decisions"
 DECISION_COLORS = {"granted": "#1e8f4e", "denied": "#c62828", "unknown": "#b26a00"}
 
-Index = QModelIndex | QPersistentModelIndex
 
 
-class EntryTableModel(QAbstractTableModel):
+class EntryTableModel(RecordTableModel):
     """Entries (newest first) as rows: time (local), door, person, decision, distance."""
 
     COLUMNS = ("Time", "Door", "Person", "Decision", "Distance")
 
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self._rows: list[EntryRecord] = []
-
     def set_entries(self, rows: list[EntryRecord]) -> None:
-        self.beginResetModel()
-        self._rows = list(rows)
-        self.endResetModel()
+        self._reset(rows)
 
     def entry(self, row: int) -> EntryRecord | None:
-        return self._rows[row] if 0 <= row < len(self._rows) else None
+        return self.row_record(row)
 
     def entries(self) -> list[EntryRecord]:
         return list(self._rows)
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.COLUMNS)
-
-    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: N802
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.COLUMNS[section]
-        return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         e = self.entry(index.row())
@@ -301,7 +284,7 @@ class LogPage(QWidget):
         index = self.table.selectionModel().currentIndex()
         return self.model.entry(index.row()) if index.isValid() else None
 
-    def _show_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+    def _show_selected(self, current: Index, _previous: Index) -> None:
         self._show_entry(self.model.entry(current.row()) if current.isValid() else None)
 
     def _show_entry(self, e: EntryRecord | None) -> None:

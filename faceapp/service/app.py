@@ -50,7 +50,10 @@ class App:
 
     def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None) -> None:
         self.paths = HomePaths(Path(home) if home is not None else default_home())
-        self.paths.home.mkdir(parents=True, exist_ok=True)
+        if not self.paths.home.exists():
+            # Face crops and templates are biometric data: a new data folder is the user's alone.
+            # An existing folder keeps the permissions its owner gave it (a shared station may want a group).
+            self.paths.home.mkdir(parents=True, mode=0o700)
         self.store = Store(self.paths.db)
         # Whose name audit rows carry; the CLI and the GUI's admin gate refine it ("cli:alice", "gui:admin").
         self.store.actor = default_actor()

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from faceapp.capture.images import iter_image_files, load_image
+from faceapp.capture.images import iter_image_files, load_image, person_folders
 from faceapp.core.errors import AmbiguousFaceError, DuplicateError, FaceAppError, ModelError, NoFaceError
 from faceapp.core.image import to_bgr8
 from faceapp.core.matcher import Gallery
@@ -460,12 +460,7 @@ def import_folder(app: App, folder: Path | str, progress: ProgressFn | None = No
     Each person is written in its own transaction: stopping (or a crash) leaves whole
     people only. An existing person of the same name gets the new photos added.
     ``on_photo`` gets every photo's verdict as it is checked (the GUI's live report)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise FaceAppError(f"{root} is not a folder")
-    people = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not people:
-        raise FaceAppError(f"{root} has no sub-folders: put each person's photos in a folder named after them")
+    people = person_folders(folder)
     files = {d: iter_image_files(d) for d in people}
     total = sum(len(v) for v in files.values())
     report = ImportReport()

@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from faceapp.capture.images import iter_image_files, load_image
+from faceapp.capture.images import iter_image_files, load_image, person_folders
 from faceapp.core import metrics
 from faceapp.core.errors import FaceAppError
 from faceapp.core.matcher import Aggregate, Gallery
@@ -57,13 +57,7 @@ def collect_identities(dirs: Sequence[Path | str]) -> list[Identity]:
         raise FaceAppError("give at least one folder of people")
     merged: dict[str, tuple[str, list[Path]]] = {}
     for d in dirs:
-        root = Path(d)
-        if not root.is_dir():
-            raise FaceAppError(f"{root} is not a folder")
-        subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        if not subs:
-            raise FaceAppError(f"{root} has no sub-folders: it needs one folder of photos per person")
-        for sub in subs:
+        for sub in person_folders(d):
             photos = iter_image_files(sub)
             if not photos:
                 continue

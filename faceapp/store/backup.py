@@ -27,6 +27,7 @@ from pathlib import Path
 
 from faceapp import __version__
 from faceapp.core.errors import StoreError
+from faceapp.core.fsutil import fsync_dir
 from faceapp.store.migrations import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -116,7 +117,7 @@ def backup_database(db_path: Path | str, dest: Path | str) -> BackupInfo:
             src.close()
         _fsync(tmp)
         os.replace(tmp, dest)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except sqlite3.Error as exc:
         _unlink(tmp)
         raise StoreError(f"could not back up {db_path}: {exc}") from exc
@@ -328,7 +329,7 @@ def _install(staged: Path, db_path: Path) -> str:
     for suffix in ("-wal", "-shm", "-journal"):
         _unlink(db_path.with_name(db_path.name + suffix))
     os.replace(staged, db_path)
-    _fsync_dir(db_path.parent)
+    fsync_dir(db_path.parent)
     return "replaced"
 
 
@@ -359,16 +360,3 @@ def _unlink(path: Path) -> None:
 def _fsync(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
