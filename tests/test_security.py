@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import person_photos
+from conftest import SHARED, person_photos
 from faceapp.cli import main
 from faceapp.core.errors import DuplicateError, FaceAppError
 from faceapp.core.settings import DEFAULT_THRESHOLDS, Settings
@@ -400,3 +400,9 @@ def test_a_new_data_folder_is_private_and_an_existing_one_keeps_its_mode(tmp_pat
     shared.chmod(0o750)
     App(shared).close()
     assert (shared.stat().st_mode & 0o777) == 0o750
+
+
+def test_installing_models_first_still_makes_a_private_data_folder(tmp_path, capsys):
+    home = tmp_path / "fresh-home"
+    assert main(["--home", str(home), "models", "install", "--from", str(SHARED / "models"), "--pack", "buffalo_sc"]) == 0
+    assert (home.stat().st_mode & 0o777) == 0o700

@@ -46,6 +46,7 @@ def cmd_install(args) -> int:
     else:
         pack = get_pack(args.pack).name
     paths = _paths(args)
+    paths.create()
     print(_licence_line(pack), file=sys.stderr)
     bar = Progress("installing")
     report = install_pack(pack, paths.models, source=args.source, progress=bar.bytes)

@@ -44,16 +44,20 @@ class HomePaths:
     def models(self) -> Path:
         return self.home / "models"
 
+    def create(self) -> None:
+        """Create the data folder if missing, readable by its owner only: face crops and templates
+        are biometric data. An existing folder keeps the permissions its owner gave it (a shared
+        station may want a group)."""
+        if not self.home.exists():
+            self.home.mkdir(parents=True, mode=0o700)
+
 
 class App:
     """Opens the store on construction; loads the engine only when first needed."""
 
     def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None) -> None:
         self.paths = HomePaths(Path(home) if home is not None else default_home())
-        if not self.paths.home.exists():
-            # Face crops and templates are biometric data: a new data folder is the user's alone.
-            # An existing folder keeps the permissions its owner gave it (a shared station may want a group).
-            self.paths.home.mkdir(parents=True, mode=0o700)
+        self.paths.create()
         self.store = Store(self.paths.db)
         # Whose name audit rows carry; the CLI and the GUI's admin gate refine it ("cli:alice", "gui:admin").
         self.store.actor = default_actor()
