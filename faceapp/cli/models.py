@@ -73,15 +73,16 @@ def cmd_verify(args) -> int:
     if not packs:
         print("no model pack is installed; install one with: faceapp models install --from PATH")
         return 1
-    bad = 0
+    bad = []
     for name in packs:
         rep = verify_pack(name, paths.models)
         for f in rep.files:
             detail = f" ({f.detail})" if f.detail else ""
             print(f"{name}/{f.name}: {f.status}{detail}")
-        bad += not rep.ok
-    if bad:
-        print("fix with: faceapp models install --pack NAME --from PATH", file=sys.stderr)
+        if not rep.ok:
+            bad.append(name)
+    for name in bad:
+        print(f"fix with: faceapp models install --pack {name} [--from DIR_OR_ZIP]", file=sys.stderr)
     return 1 if bad else 0
 
 
