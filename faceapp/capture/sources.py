@@ -34,6 +34,7 @@ __all__ = [
     "FrameSource",
     "ImageFolderSource",
     "ResilientSource",
+    "STREAM_PREFIXES",
     "SourceError",
     "StreamSource",
     "VideoFileSource",
@@ -45,7 +46,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Sleep = Callable[[float], object]
 
-_STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
+STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")  # what open_source treats as a stream URL
 _STREAM_TIMEOUT_MS = 10_000
 # A camera often fails its first grab or two right after opening; a few misses in a row
 # are tolerated before we call it lost.
@@ -523,7 +524,7 @@ def open_source(spec: str, loop: bool = False, realtime: bool = True) -> FrameSo
     device = re.fullmatch(r"/dev/video([0-9]+)", text)
     if device and sys.platform.startswith("linux"):
         return CameraSource(int(device.group(1)))
-    if text.lower().startswith(_STREAM_PREFIXES):
+    if text.lower().startswith(STREAM_PREFIXES):
         return StreamSource(text)
     if text:
         path = Path(text).expanduser()

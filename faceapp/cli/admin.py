@@ -7,11 +7,10 @@ import getpass
 import sys
 from pathlib import Path
 
-from faceapp.cli.common import open_app, positive_int, print_json
+from faceapp.cli.common import home_paths, open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.service import privacy, security
-from faceapp.service.app import HomePaths, default_home
 from faceapp.store.audit import AuditLog
 from faceapp.store.backup import backup_database, read_backup_info, restore_database
 from faceapp.store.migrations import SCHEMA_VERSION
@@ -104,7 +103,7 @@ def _confirm(question: str) -> bool:
 
 
 def cmd_restore(args) -> int:
-    paths = HomePaths(Path(args.home) if args.home else default_home())
+    paths = home_paths(args)
     info = read_backup_info(args.file)  # refuse a bad file before asking anything
     if not args.yes and not _confirm(f"Replace the database in {paths.home} with {args.file} "
                                      f"({info.describe()})? A copy of the current one is kept."):

@@ -9,7 +9,7 @@ import sys
 from faceapp.cli.common import open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.service import attendance
-from faceapp.store.attendance import AttendanceStore
+from faceapp.store.attendance import DECISIONS, AttendanceStore
 
 
 def _seconds(text: str) -> float:
@@ -28,7 +28,7 @@ def _filters(p: argparse.ArgumentParser, decision: bool = True) -> None:
     p.add_argument("--door", metavar="NAME", help="only this door")
     p.add_argument("--person", metavar="NAME", help="only this person (name or id)")
     if decision:
-        p.add_argument("--decision", choices=("granted", "denied", "unknown"))
+        p.add_argument("--decision", choices=DECISIONS)
 
 
 def register(sub) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from typing import Any
 
-from faceapp.service.app import App
-from faceapp.store.audit import os_user
+from faceapp.service.app import App, HomePaths
+from faceapp.store.audit import default_actor
 
 
 def positive_int(text: str) -> int:
@@ -26,7 +25,13 @@ def positive_int(text: str) -> int:
 
 def cli_actor() -> str:
     """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
-    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"cli:{os_user()}"
+    return default_actor(prefix="cli")
+
+
+def home_paths(args) -> HomePaths:
+    """The data folder of the command line's --home (or the default one), by the same rule as :class:`App`,
+    for commands that must not open the database (restore, models, evaluate)."""
+    return HomePaths.of(args.home)
 
 
 def open_app(args) -> App:

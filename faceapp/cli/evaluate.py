@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from faceapp.cli.common import Progress, print_json
+from faceapp.cli.common import Progress, home_paths, print_json
 from faceapp.core.errors import FaceAppError
 from faceapp.core.matcher import Aggregate
 from faceapp.core.settings import Settings
 from faceapp.engine.catalog import CATALOG, get_pack
-from faceapp.service.app import HomePaths, default_home
 
 AGGREGATES = [a.value for a in Aggregate]
 
@@ -56,17 +55,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def _home(args) -> HomePaths:
-    return HomePaths(Path(args.home) if args.home else default_home())
-
-
 def _models_dir(args) -> Path:
-    return Path(args.models) if args.models else _home(args).models
+    return Path(args.models) if args.models else home_paths(args).models
 
 
 def _settings(args) -> Settings:
     """The user's settings if a data folder exists; defaults otherwise (never creates one)."""
-    paths = _home(args)
+    paths = home_paths(args)
     if not paths.db.exists():
         return Settings()
     from faceapp.store.db import Store

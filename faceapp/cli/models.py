@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from faceapp.cli.common import Progress, open_app
+from faceapp.cli.common import Progress, home_paths, open_app
 from faceapp.engine.catalog import CATALOG, get_pack
 from faceapp.engine.installer import install_pack, list_packs, verify_pack
-from faceapp.service.app import HomePaths, default_home
+from faceapp.service.templates import template_status
 
 
 def register(sub) -> None:
@@ -29,10 +29,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_use)
 
 
-def _paths(args) -> HomePaths:
-    return HomePaths(default_home() if args.home is None else __import__("pathlib").Path(args.home))
-
-
 def _licence_line(name: str) -> str:
     pack = get_pack(name)
     use = "commercial use allowed" if pack.commercial_use else "NOT for commercial use"
@@ -45,7 +41,7 @@ def cmd_install(args) -> int:
             pack = app.settings.pack
     else:
         pack = get_pack(args.pack).name
-    paths = _paths(args)
+    paths = home_paths(args)
     paths.create()
     print(_licence_line(pack), file=sys.stderr)
     bar = Progress("installing")
@@ -55,10 +51,10 @@ def cmd_install(args) -> int:
 
 
 def cmd_list(args) -> int:
-    paths = _paths(args)
     with open_app(args) as app:
         active = app.settings.pack
-    for st in list_packs(paths.models):
+        models = app.paths.models
+    for st in list_packs(models):
         mark = "*" if st.name == active else " "
         state = "installed" if st.ok else ("DAMAGED (run: faceapp models verify)" if st.installed else "not installed")
         licence = "commercial use OK" if st.commercial_use else "non-commercial research only"
@@ -68,14 +64,18 @@ def cmd_list(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    paths = _paths(args)
-    packs = [args.pack] if args.pack else [s.name for s in list_packs(paths.models) if s.installed]
-    if not packs:
+    models = home_paths(args).models
+    if args.pack:
+        reports = [verify_pack(args.pack, models)]
+    else:
+        # Installed as list_packs counts it: no file missing (damaged ones included).
+        reports = [rep for rep in (verify_pack(name, models) for name in CATALOG) if not rep.missing]
+    if not reports:
         print("no model pack is installed; install one with: faceapp models install --from PATH")
         return 1
     bad = []
-    for name in packs:
-        rep = verify_pack(name, paths.models)
+    for rep in reports:
+        name = rep.pack
         for f in rep.files:
             detail = f" ({f.detail})" if f.detail else ""
             print(f"{name}/{f.name}: {f.status}{detail}")
@@ -93,6 +93,7 @@ def cmd_use(args) -> int:
         app.update_settings(pack=pack.name)
         print(f"recognition now uses '{pack.name}' ({pack.description})")
         print(_licence_line(pack.name))
-        if pack.recognizer_id != old_model and app.store.photos_missing_templates(pack.recognizer_id):
+        # template_status counts for app.model_id, which is now the new pack's recognizer.
+        if pack.recognizer_id != old_model and not template_status(app).complete:
             print("enrolled people need templates for this model: run  faceapp people recompute")
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timezone, tzinfo
 from typing import Iterable, Iterator, Protocol, Sequence
 
 BOM = "\ufeff"
@@ -49,8 +49,6 @@ def neutralize(value: object) -> str:
 
 def parse_utc(text: str) -> datetime:
     """An aware datetime from a stored ISO 8601 time (naive values are taken as UTC)."""
-    from datetime import timezone
-
     dt = datetime.fromisoformat(text)
     return dt if dt.tzinfo is not None else dt.replace(tzinfo=timezone.utc)
 

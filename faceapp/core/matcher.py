@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 from typing import Iterable, Sequence
 
 import numpy as np
 
-from faceapp.core.scale import l2_normalize
+from faceapp.core.scale import cosine_distance, l2_normalize
 from faceapp.core.types import Match
 
 
@@ -98,6 +99,19 @@ class Gallery:
         """Templates per person, aligned with ``person_ids``."""
         return np.diff(np.r_[self.starts, self.size])
 
+    # The gallery never changes once built, so these are worked out on first use and kept: the
+    # pipeline matches against the same gallery every frame. (cached_property stores into the
+    # instance __dict__, which a frozen dataclass without slots still has.)
+    @cached_property
+    def _centroids(self) -> np.ndarray:
+        """(P, D) unit mean embedding of each person."""
+        return l2_normalize(np.add.reduceat(self.embeddings, self.starts, axis=0))
+
+    @cached_property
+    def _row_index(self) -> np.ndarray:
+        """(N,) column in ``person_ids`` of each row's person."""
+        return np.searchsorted(self.person_ids, self.row_person)
+
     def person_distances(
         self, queries: np.ndarray, aggregate: Aggregate | str = Aggregate.MIN, k: int = 3
     ) -> np.ndarray:
@@ -108,10 +122,9 @@ class Gallery:
         if self.n_people == 0:
             return np.zeros((m, 0), np.float32)
         if agg is Aggregate.CENTROID:
-            sums = np.add.reduceat(self.embeddings, self.starts, axis=0)
-            return 1.0 - q @ l2_normalize(sums).T
+            return cosine_distance(q, self._centroids)
         # One product against every template: (N, M).
-        dist = 1.0 - self.embeddings @ q.T
+        dist = cosine_distance(self.embeddings, q)
         if agg is Aggregate.MIN:
             return np.minimum.reduceat(dist, self.starts, axis=0).T
         if agg is Aggregate.MEAN:
@@ -122,7 +135,7 @@ class Gallery:
         # People who own most of the k nearest templates get their best distance;
         # everyone else is pushed beyond them so the vote decides the ranking.
         out = np.minimum.reduceat(dist, self.starts, axis=0).T.copy()
-        person_index = np.searchsorted(self.person_ids, self.row_person)
+        person_index = self._row_index
         kk = min(k, self.size)
         for j in range(dist.shape[1]):
             nearest = np.argpartition(dist[:, j], kk - 1)[:kk]

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from faceapp.core.scale import cosine_distance
 from faceapp.core.types import BBox
 
 
@@ -225,12 +226,12 @@ def gallery_pair_distances(
         if idx.size > max_per_person:
             idx = np.sort(rng.choice(idx, max_per_person, replace=False))
         e = emb[idx]
-        d = 1.0 - e @ e.T
+        d = cosine_distance(e, e)
         genuine.append(d[np.triu_indices(idx.size, 1)])
     rows = np.arange(n) if n <= max_rows else np.sort(rng.choice(n, max_rows, replace=False))
     e = emb[rows]
     lr = lab[rows]
-    d = 1.0 - e @ e.T
+    d = cosine_distance(e, e)
     different = lr[:, None] != lr[None, :]
     iu = np.triu_indices(rows.size, 1)
     impostor = d[iu][different[iu]]
@@ -239,7 +240,7 @@ def gallery_pair_distances(
     if people.size > 1:
         for start in range(0, n, 8192):
             block = emb[start:start + 8192]
-            db = 1.0 - e @ block.T
+            db = cosine_distance(e, block)
             db[lr[:, None] == lab[None, start:start + 8192]] = np.inf
             nearest = np.minimum(nearest, db.min(axis=1))
     return PairDistances(

@@ -56,6 +56,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from faceapp.core.matcher import decide
+from faceapp.core.scale import cosine_distance, l2_normalize
 from faceapp.core.types import BBox
 
 PENDING, KNOWN, UNKNOWN = "pending", "known", "unknown"
@@ -142,7 +143,6 @@ class TrackView:
     candidate_id: int | None
     distance: float
     settled: bool
-    hits: int
 
 
 @dataclass(frozen=True)
@@ -157,7 +157,7 @@ class LogRequest:
 
 
 class _Track:
-    __slots__ = ("id", "bbox", "det_score", "last_seen", "hits", "missed", "reacquired", "window",
+    __slots__ = ("id", "bbox", "det_score", "last_seen", "missed", "reacquired", "window",
                  "embed_box", "since_embed", "interval", "fresh", "before", "embedding", "status", "person",
                  "candidate", "distance", "settled", "logged_person", "logged_unknown", "unknown_ref")
 
@@ -167,7 +167,6 @@ class _Track:
         self.bbox = bbox
         self.det_score = det_score
         self.last_seen = now
-        self.hits = 1
         self.missed = 0
         self.reacquired = False
         self.window: deque[Observation] = deque(maxlen=vote_frames)
@@ -198,10 +197,6 @@ class Tracker:
         self._unknowns: list[list] = []   # [last seen, unit embedding] of logged unknown faces
 
     # -- state ------------------------------------------------------------------------
-    @property
-    def track_ids(self) -> list[int]:
-        return list(self._tracks)
-
     def reset(self) -> None:
         """Forget every track (camera change, gap in the stream). Cooldowns are kept."""
         self._tracks.clear()
@@ -247,7 +242,6 @@ class Tracker:
             t = tracks[ti]
             det_track[di] = t.id
             t.bbox, t.det_score, t.last_seen = boxes[di], float(scores[di]), now
-            t.hits += 1
             # A face found again after a gap, or by a jump rather than overlap, may be someone else.
             t.reacquired = t.reacquired or t.missed > cfg.reacquire_after or score < 1.0
             t.missed = 0
@@ -301,11 +295,11 @@ class Tracker:
         t.since_embed = 0
         t.reacquired = False
         if embedding is not None:
-            e = np.asarray(embedding, np.float32).reshape(-1)
-            t.embedding = e / max(float(np.linalg.norm(e)), 1e-12)
+            t.embedding = l2_normalize(np.reshape(embedding, -1))
 
     # -- decisions --------------------------------------------------------------------------
-    def _vote(self, t: _Track, threshold: float) -> None:
+    def _vote(self, t: _Track, threshold: float) -> list[int | None]:
+        """Re-count the track's window with ``threshold``; returns each observation's vote."""
         cfg = self.config
         window = list(t.window)
         votes = [o.vote(threshold, cfg.min_margin) for o in window]
@@ -321,7 +315,7 @@ class Tracker:
                 t.status, t.person, t.settled = KNOWN, pid, votes[-1] == pid
                 t.candidate = pid
                 t.distance = float(np.mean([o.distance for o, v in zip(window, votes) if v == pid]))
-                return
+                return votes
         latest = window[-1] if window else None
         t.candidate = latest.candidate_id if latest else None
         t.distance = latest.distance if latest else math.inf
@@ -334,6 +328,7 @@ class Tracker:
             # window keeps looking every frame.
             t.status = UNKNOWN
             t.settled = not counts and len(window) >= cfg.vote_frames
+        return votes
 
     def resolve(self, track_ids: Sequence[int], threshold: float, now: float) -> tuple[list[TrackView], list[LogRequest]]:
         """Vote every track of this frame, enforce one person per frame and decide what to log.
@@ -341,8 +336,9 @@ class Tracker:
         Returns one view per entry of ``track_ids`` (same order) and the entries to log now."""
         cfg = self.config
         visible = [self._tracks[tid] for tid in dict.fromkeys(track_ids)]
+        votes: dict[int, list[int | None]] = {}
         for t in visible:
-            self._vote(t, threshold)
+            votes[t.id] = self._vote(t, threshold)
             if t.fresh:
                 confirmed = t.settled and t.before == (t.status, t.person)
                 t.interval = min(t.interval * 2, cfg.reembed_every * cfg.max_backoff) if confirmed \
@@ -361,11 +357,11 @@ class Tracker:
             if t.status == KNOWN:
                 requests += self._known(t, now)
             elif t.status == UNKNOWN:
-                requests += self._unknown(t, threshold, now)
+                requests += self._unknown(t, votes[t.id], threshold, now)
             if t.unknown_ref is not None:
                 t.unknown_ref[0] = now
         views = {t.id: TrackView(t.id, t.bbox, t.det_score, t.status, t.person, t.candidate, t.distance,
-                                 t.settled, t.hits) for t in visible}
+                                 t.settled) for t in visible}
         return [views[tid] for tid in track_ids], requests
 
     def _known(self, t: _Track, now: float) -> list[LogRequest]:
@@ -380,18 +376,16 @@ class Tracker:
             return []   # seen moments ago (another track of the same visit): no new entry
         return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score)]
 
-    def _unknown(self, t: _Track, threshold: float, now: float) -> list[LogRequest]:
+    def _unknown(self, t: _Track, votes: list[int | None], threshold: float, now: float) -> list[LogRequest]:
         cfg = self.config
         if t.logged_unknown or t.logged_person is not None:
             return []
-        window = list(t.window)
-        if len(window) < cfg.vote_frames or any(
-                o.vote(threshold, cfg.min_margin) is not None or not o.clear for o in window):
+        if len(votes) < cfg.vote_frames or any(v is not None or not o.clear for o, v in zip(t.window, votes)):
             return []
         t.logged_unknown = True
         if t.embedding is not None:
             for u in self._unknowns:
-                if 1.0 - float(np.dot(u[1], t.embedding)) <= threshold:
+                if float(cosine_distance(u[1], t.embedding)) <= threshold:
                     t.unknown_ref = u   # the same stranger again, within the cooldown
                     return []
             t.unknown_ref = [now, t.embedding]

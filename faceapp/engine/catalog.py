@@ -96,63 +96,53 @@ _W600K_R50 = (
     174_383_860,
 )
 
-CATALOG: dict[str, ModelPack] = {
-    "buffalo_sc": ModelPack(
-        name="buffalo_sc",
+def _insightface_pack(name: str, det: tuple[str, str, int], rec: tuple[str, str, int], *, recognizer_id: str,
+                      description: str, rec_zip: str | None = None) -> ModelPack:
+    """A pack of the insightface v0.7 release (512-d, non-commercial) whose files come from
+    ``<name>.zip``, or the recognizer from ``<rec_zip>.zip`` when faceapp pairs across zips."""
+    rec_zip = rec_zip or name
+    if rec_zip == name:
+        source = f"{_INSIGHTFACE_SOURCE}, {name}.zip"
+    else:
+        source = f"{_INSIGHTFACE_SOURCE}: {det[0]} from {name}.zip, {rec[0]} from {rec_zip}.zip"
+    return ModelPack(
+        name=name,
         backend="insightface",
-        detector=_insightface_file(_DET_500M, "detector", zip_pack="buffalo_sc"),
-        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_sc"),
+        detector=_insightface_file(det, "detector", zip_pack=name),
+        recognizer=_insightface_file(rec, "recognizer", zip_pack=rec_zip),
         licence=_INSIGHTFACE_LICENCE,
         commercial_use=False,
-        source=f"{_INSIGHTFACE_SOURCE}, buffalo_sc.zip",
+        source=source,
+        description=description,
+        recognizer_id=recognizer_id,
+        embedding_dim=512,
+    )
+
+
+CATALOG: dict[str, ModelPack] = {
+    "buffalo_sc": _insightface_pack(
+        "buffalo_sc", _DET_500M, _W600K_MBF, recognizer_id="w600k_mbf",
         description="SCRFD-500MF detector + ArcFace MobileFaceNet (WebFace600K), 512-d. "
         "Small and fast: the default.",
-        recognizer_id="w600k_mbf",
-        embedding_dim=512,
     ),
-    "buffalo_s": ModelPack(
-        name="buffalo_s",
-        backend="insightface",
-        detector=_insightface_file(_DET_500M, "detector", zip_pack="buffalo_s"),
-        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_s"),
-        licence=_INSIGHTFACE_LICENCE,
-        commercial_use=False,
-        source=f"{_INSIGHTFACE_SOURCE}, buffalo_s.zip",
+    "buffalo_s": _insightface_pack(
+        "buffalo_s", _DET_500M, _W600K_MBF, recognizer_id="w600k_mbf",
         description="Same detector and recognizer as buffalo_sc (the official zip also holds "
         "landmark models, which faceapp does not use or install).",
-        recognizer_id="w600k_mbf",
-        embedding_dim=512,
     ),
-    "buffalo_m": ModelPack(
-        name="buffalo_m",
-        backend="insightface",
-        # The official buffalo_m.zip pairs det_2.5g with w600k_r50; faceapp pairs it with the
-        # small recognizer so templates stay comparable with buffalo_sc. Hence two zips.
-        detector=_insightface_file(_DET_2_5G, "detector", zip_pack="buffalo_m"),
-        recognizer=_insightface_file(_W600K_MBF, "recognizer", zip_pack="buffalo_sc"),
-        licence=_INSIGHTFACE_LICENCE,
-        commercial_use=False,
-        source=f"{_INSIGHTFACE_SOURCE}: det_2.5g.onnx from buffalo_m.zip, "
-        "w600k_mbf.onnx from buffalo_sc.zip",
+    # The official buffalo_m.zip pairs det_2.5g with w600k_r50; faceapp pairs it with the
+    # small recognizer so templates stay comparable with buffalo_sc. Hence two zips.
+    "buffalo_m": _insightface_pack(
+        "buffalo_m", _DET_2_5G, _W600K_MBF, recognizer_id="w600k_mbf", rec_zip="buffalo_sc",
         description="SCRFD-2.5GF detector (finds smaller and turned faces better than "
         "det_500m) + ArcFace MobileFaceNet, 512-d. faceapp's own pairing: the official "
         "buffalo_m uses det_2.5g with w600k_r50; here det_2.5g is paired with w600k_mbf, "
         "so templates are shared with buffalo_sc/buffalo_s.",
-        recognizer_id="w600k_mbf",
-        embedding_dim=512,
     ),
-    "buffalo_l": ModelPack(
-        name="buffalo_l",
-        backend="insightface",
-        detector=_insightface_file(_DET_10G, "detector", zip_pack="buffalo_l"),
-        recognizer=_insightface_file(_W600K_R50, "recognizer", zip_pack="buffalo_l"),
-        licence=_INSIGHTFACE_LICENCE,
-        commercial_use=False,
-        source=f"{_INSIGHTFACE_SOURCE}, buffalo_l.zip",
+    "buffalo_l": _insightface_pack(
+        "buffalo_l", _DET_10G, _W600K_R50, recognizer_id="w600k_r50",
         description="SCRFD-10GF detector + ArcFace ResNet-50 (WebFace600K), 512-d. Most "
         "accurate, about 190 MB and several times slower on CPU.",
-        recognizer_id="w600k_r50",
-        embedding_dim=512,
     ),
     "opencv": ModelPack(
         name="opencv",

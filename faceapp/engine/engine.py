@@ -24,7 +24,7 @@ from faceapp.core.errors import ModelError
 from faceapp.core.image import MAX_PIXELS, to_bgr8
 from faceapp.core.scale import l2_normalize
 from faceapp.core.types import BBox, Detection, Face
-from faceapp.engine.catalog import ModelPack, get_pack
+from faceapp.engine.catalog import DEFAULT_PACK, ModelPack, get_pack
 from faceapp.engine.installer import require_pack
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ MIN_DETECT_SIDE = 8  # pixels at detector input; SCRFD's finest stride
 class EngineConfig:
     """What the engine needs to load: the pack, where models live, and how to run them."""
 
-    pack: str = "buffalo_sc"
+    pack: str = DEFAULT_PACK
     models_dir: Path = Path("models")
     providers: tuple[str, ...] = ("CPUExecutionProvider",)
     threads: int = 2
@@ -82,10 +82,6 @@ class FaceEngine:
     @property
     def embedding_dim(self) -> int:
         return self.pack.embedding_dim
-
-    @property
-    def ready(self) -> bool:
-        return self._backend is not None
 
     def prepare(self) -> FaceEngine:
         """Verify and load the models (idempotent, thread-safe). Raises ModelError."""

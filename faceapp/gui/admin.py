@@ -413,7 +413,7 @@ class AuditPage(QWidget):
 
     def export_csv(self) -> Path | None:
         """Ask for a file and write the whole audit log to it as CSV (an administrator action)."""
-        if self.gate is not None and not self.gate.require(self, "export the audit log"):
+        if not admin_allowed(self, "export the audit log", self.gate):
             return None
         suggested = str(Path.home() / f"faceapp-audit-{datetime.now():%Y%m%d}.csv")
         path = ask_save_path(self, "Export audit log", suggested, "CSV files (*.csv);;All files (*)")
@@ -519,8 +519,9 @@ def admin_allowed(widget: QWidget | None, reason: str, gate: AdminGate | None = 
 
 
 def export_person_dialog(parent: QWidget | None, app: App, person_id: int, gate: AdminGate | None = None) -> Path | None:
-    """Subject-access export of one person to a .zip the user picks (People page, context menu)."""
-    if gate is not None and not gate.require(parent, "export everything stored about a person"):
+    """Subject-access export of one person to a .zip the user picks (People page, context menu).
+    Asks ``gate`` (or the parent window's) for the administrator password first."""
+    if not admin_allowed(parent, "export everything stored about a person", gate):
         return None
     person = app.store.get_person(person_id)
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in person.name)[:60] or f"person-{person_id}"
@@ -541,8 +542,9 @@ def export_person_dialog(parent: QWidget | None, app: App, person_id: int, gate:
 
 
 def backup_dialog(parent: QWidget | None, app: App, gate: AdminGate | None = None) -> Path | None:
-    """Back up the database to a file the user picks (safe while recognition runs)."""
-    if gate is not None and not gate.require(parent, "back up the database"):
+    """Back up the database to a file the user picks (safe while recognition runs).
+    Asks ``gate`` (or the parent window's) for the administrator password first."""
+    if not admin_allowed(parent, "back up the database", gate):
         return None
     path = ask_save_path(parent, "Back up the database", str(Path.home() / default_backup_name()),
                          "faceapp backups (*.faceapp-backup);;All files (*)")
@@ -568,14 +570,12 @@ def install_admin(window, app: App, unlock_minutes: float = UNLOCK_MINUTES) -> A
 
     menu = window.menuBar().addMenu("&Admin")
     entries = (
-        ("&Privacy and retention…", None, lambda: PrivacySettingsDialog(app, window).exec(), "change privacy settings"),
-        ("&Back up database…", None, lambda: backup_dialog(window, app), "back up the database"),
-        ("&Change administrator password…", None, lambda: gate.change_password(window), None),
+        ("&Privacy and retention…", lambda: PrivacySettingsDialog(app, window).exec(), "change privacy settings"),
+        ("&Back up database…", lambda: backup_dialog(window, app), "back up the database"),
+        ("&Change administrator password…", lambda: gate.change_password(window), None),
     )
-    for text, shortcut, fn, reason in entries:
+    for text, fn, reason in entries:
         action = QAction(text, window)
-        if shortcut:
-            action.setShortcut(QKeySequence(shortcut))
         action.triggered.connect(gate.protect(window, reason, fn) if reason else (lambda *_a, f=fn: f()))
         menu.addAction(action)
         window.add_admin_action(action)

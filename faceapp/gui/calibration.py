@@ -147,6 +147,9 @@ class CalibrationDialog(QDialog):
         self.app = app
         self.setWindowTitle("Calibrate the threshold")
         self.pairs: metrics.PairDistances | None = None
+        # Per basis: impostor distances sorted once, since every rate step needs a quantile.
+        self._sorted: dict[str, np.ndarray] = {}
+        self._current = math.nan  # the threshold in use when last shown
 
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -188,8 +191,9 @@ class CalibrationDialog(QDialog):
         layout.addWidget(self.warning_label)
         layout.addWidget(buttons)
 
-        self.basis.currentIndexChanged.connect(self._update)
-        self.rate.valueChanged.connect(self._update)
+        # The distances depend on the basis only; the rate just picks a point on them.
+        self.basis.currentIndexChanged.connect(self._show_data)
+        self.rate.valueChanged.connect(self._show_proposal)
         self.apply_button.clicked.connect(self.apply)
         self.reload()
 
@@ -207,12 +211,20 @@ class CalibrationDialog(QDialog):
             self.pairs = metrics.gallery_pair_distances(gallery.embeddings, gallery.row_person)
         else:
             self.pairs = None
-        self._update()
+        self._sorted = {}
+        self._show_data()
 
     def _impostor(self) -> np.ndarray:
         if self.pairs is None:
             return np.zeros(0)
         return self.pairs.nearest_other if self.basis.currentData() == BASIS_STRANGER else self.pairs.impostor
+
+    def _impostor_sorted(self) -> np.ndarray:
+        basis = self.basis.currentData()
+        got = self._sorted.get(basis)
+        if got is None:
+            got = self._sorted[basis] = np.sort(np.asarray(self._impostor(), np.float64).reshape(-1))
+        return got
 
     @property
     def target_rate(self) -> float:
@@ -220,7 +232,9 @@ class CalibrationDialog(QDialog):
 
     def proposed_threshold(self) -> float:
         """Threshold giving at most the chosen false-accept rate on this gallery (nan if no data)."""
-        t = metrics.threshold_at_rate(self._impostor(), self.target_rate)
+        # threshold_at_rate sorts its input again (core.metrics has no sorted-input variant);
+        # input already in order is its cheapest case.
+        t = metrics.threshold_at_rate(self._impostor_sorted(), self.target_rate)
         return min(AXIS_MAX, t) if math.isfinite(t) else math.nan
 
     def sample_warning(self) -> str:
@@ -242,44 +256,61 @@ class CalibrationDialog(QDialog):
             ". Enroll more people, and more photos per person."
 
     # -- display ------------------------------------------------------------------------------
-    def _update(self) -> None:
-        current = self.current_threshold()
+    def _show_data(self) -> None:
+        """What depends on the distances of the chosen basis: summary and histograms; then the rest."""
         stranger = self.basis.currentData() == BASIS_STRANGER
-        self.apply_button.setText(f"Set threshold for a false-accept rate of {self.rate.value():g} %")
-        if self.pairs is None:
+        pd = self.pairs
+        if pd is None:
             self.summary.setText("Nobody with enough photos is enrolled yet.")
             self.view.set_data(np.zeros(0), np.zeros(0), "different people")
-            self.view.set_markers(current)
-            self.current_label.setText(f"Current threshold: {current:.2f}")
-            self.proposal_label.setText("")
-            self.warning_label.setText(self.sample_warning())
-            self.apply_button.setEnabled(False)
-            return
+        else:
+            sampled = " (sampled)" if pd.sampled else ""
+            self.summary.setText(
+                f"{pd.n_people} people, {pd.n_templates} photos enrolled for {self.app.model_id}: "
+                f"{pd.genuine.size} same-person pairs, {pd.impostor.size} different-person pairs{sampled}, "
+                f"{pd.nearest_other.size} stranger searches (each photo against everybody else).")
+            label = "stranger vs nearest other person" if stranger else "different people"
+            self.view.set_data(pd.genuine, self._impostor(), label)
+        self._show_current()
+        self._show_proposal()
+
+    def _show_current(self) -> None:
+        """The line about the threshold in use (read here, so its marker and line agree)."""
+        current = self._current = self.current_threshold()
         pd = self.pairs
+        if pd is None:
+            self.current_label.setText(f"Current threshold: {current:.2f}")
+            return
         imp = self._impostor()
-        sampled = " (sampled)" if pd.sampled else ""
-        self.summary.setText(
-            f"{pd.n_people} people, {pd.n_templates} photos enrolled for {self.app.model_id}: "
-            f"{pd.genuine.size} same-person pairs, {pd.impostor.size} different-person pairs{sampled}, "
-            f"{pd.nearest_other.size} stranger searches (each photo against everybody else).")
-        label = "stranger vs nearest other person" if stranger else "different people"
-        self.view.set_data(pd.genuine, imp, label)
         frr, far = metrics.accept_rates(pd.genuine, imp, current)
         self.current_label.setText(
             f"Current threshold {current:.2f}: {_pct(frr)} of same-person pairs would be rejected, "
-            f"{_pct(far)} of the {imp.size} {'stranger searches' if stranger else 'different-person pairs'} accepted.")
+            f"{_pct(far)} of the {imp.size} {self._impostor_noun()} accepted.")
+
+    def _show_proposal(self) -> None:
+        """What depends on the chosen rate: the proposal, its marker, the warning and the button."""
+        self.apply_button.setText(f"Set threshold for a false-accept rate of {self.rate.value():g} %")
+        self.warning_label.setText(self.sample_warning())
+        pd = self.pairs
+        if pd is None:
+            self.view.set_markers(self._current)
+            self.proposal_label.setText("")
+            self.apply_button.setEnabled(False)
+            return
         t = self.proposed_threshold()
-        self.view.set_markers(current, t)
+        self.view.set_markers(self._current, t)
         if math.isfinite(t):
+            imp = self._impostor()
             frr_t, far_t = metrics.accept_rates(pd.genuine, imp, t)
             self.proposal_label.setText(
                 f"Proposed threshold {t:.2f}: false accepts {_pct(far_t)}, same-person pairs rejected {_pct(frr_t)}. "
-                f"Based on {imp.size} {'stranger searches' if stranger else 'different-person pairs'} "
-                f"and {pd.genuine.size} same-person pairs.")
+                f"Based on {imp.size} {self._impostor_noun()} and {pd.genuine.size} same-person pairs.")
         else:
             self.proposal_label.setText("No different-person distances to estimate from.")
-        self.warning_label.setText(self.sample_warning())
         self.apply_button.setEnabled(math.isfinite(t))
+
+    def _impostor_noun(self) -> str:
+        return "stranger searches" if self.basis.currentData() == BASIS_STRANGER else "different-person pairs"
 
     def apply(self) -> float:
         """Save the proposed threshold (and move the main window's slider). Returns it (nan: nothing done)."""
@@ -296,7 +327,8 @@ class CalibrationDialog(QDialog):
         log.info("threshold for %s set to %.2f for a false-accept rate of %g %%", self.app.model_id, t,
                  self.rate.value())
         self.threshold_applied.emit(t)
-        self._update()
+        self._show_current()
+        self._show_proposal()  # its marker of the threshold in use moved
         return t
 
 
@@ -316,12 +348,12 @@ def install_calibration_action(window, app) -> None:
     """Add "Calibrate threshold…" to the main window's Models menu (an admin action)."""
     from PySide6.QtGui import QAction
 
-    menu = None
-    for action in window.menuBar().actions():
-        if action.menu() is not None and action.text().replace("&", "") == "Models":
-            menu = action.menu()
+    menu = getattr(window, "models_menu", None)
+    if menu is None:  # a window other than MainWindow (tests): its own Models menu, if any
+        menu = next((a.menu() for a in window.menuBar().actions()
+                     if a.menu() is not None and a.text().replace("&", "") == "Models"), None)
     if menu is None:
-        menu = window.menuBar().addMenu("&Tools")
+        menu = window.menuBar().addMenu("&Models")
     action = QAction("&Calibrate threshold…", window)
     action.triggered.connect(lambda: open_calibration_dialog(app, window))
     menu.addAction(action)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QThread, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QDialog,
@@ -37,9 +37,10 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import FaceAppError, ModelError
+from faceapp.core.matcher import Gallery
 from faceapp.gui.admin import admin_allowed
 from faceapp.gui.qt_env import emit
-from faceapp.gui.widgets import BAD_COLOUR, OK_COLOUR, ask_choice, bgr_pixmap, keep_alive, thumbnail_icon
+from faceapp.gui.widgets import BAD_COLOUR, OK_COLOUR, TaskThread, ask_choice, bgr_pixmap, thumbnail_icon
 from faceapp.service import enroll
 from faceapp.service.app import App
 from faceapp.service.enroll import Checked, PoseVariety, Shot
@@ -74,18 +75,18 @@ class Analysed:
     error: str = ""           # the engine could not run (models missing...)
 
 
-class AnalysisThread(QThread):
-    """One worker thread that checks pictures in the order they are submitted."""
+class AnalysisThread(TaskThread):
+    """One worker thread that checks pictures in the order they are submitted; each verdict
+    is published (an :class:`Analysed`) as soon as it is ready.
 
-    analysed = Signal(object)
+    As for any TaskThread, :meth:`stop` asks and :meth:`finish` asks and waits."""
 
     def __init__(self, app: App) -> None:
         # No parent: the dialog may be deleted while a picture is still being analysed.
-        super().__init__()
+        super().__init__(lambda _task: self._serve())
         self._app = app
         self._jobs: queue.Queue = queue.Queue()
         self._pending = 0
-        self._running = True
 
     @property
     def pending(self) -> int:
@@ -100,27 +101,17 @@ class AnalysisThread(QThread):
     def delivered(self) -> None:
         self._pending = max(0, self._pending - 1)
 
-    def start(self, *args) -> None:
-        keep_alive(self)
-        super().start(*args)
-
-    def request_stop(self, *_args) -> None:
+    def stop(self, *_args) -> None:
         """Drop queued pictures; the thread ends after the current one (never blocks)."""
-        self._running = False
-        self._jobs.put(None)
+        super().stop()
+        self._jobs.put(None)  # wakes the thread if it is waiting for a picture
 
-    def stop(self, wait_ms: int = 10000) -> bool:
-        """Like :meth:`request_stop`, then wait; False if still busy after ``wait_ms``
-        (a model load cannot be interrupted; keep_alive holds the thread until it ends)."""
-        self.request_stop()
-        return not self.isRunning() or self.wait(wait_ms)
-
-    def run(self) -> None:
-        while self._running:
+    def _serve(self) -> None:
+        while not self.stopped():
             job = self._jobs.get()
-            if job is None or not self._running:
+            if job is None or self.stopped():
                 break
-            emit(self.analysed, self._analyse(*job))
+            self.publish(self._analyse(*job))
 
     def _analyse(self, token: int, kind: str, source: str, image: np.ndarray | None,
                  path: str | None) -> Analysed:
@@ -337,20 +328,26 @@ class EnrollDialog(QDialog):
     def _ensure_worker(self) -> AnalysisThread:
         if self._worker is None:
             self._worker = AnalysisThread(self.app)
-            self._worker.analysed.connect(self._on_analysed)
+            self._worker.published.connect(self._on_analysed)
             # Closed without done() (deleted or garbage-collected): the worker still ends.
-            self.destroyed.connect(self._worker.request_stop)
+            self.destroyed.connect(self._worker.stop)
             self._worker.start()
         return self._worker
 
-    def _grab(self) -> np.ndarray | None:
+    def _newest_image(self, report_errors: bool = True) -> np.ndarray | None:
+        """The provider's newest picture as it is (not copied), or None."""
         if self.frame_provider is None:
             return None
         try:
-            image = frame_image(self.frame_provider())
+            return frame_image(self.frame_provider())
         except Exception:  # a misbehaving provider must not take the dialog down
-            log.exception("frame provider failed")
+            if report_errors:
+                log.exception("frame provider failed")
             return None
+
+    def _grab(self) -> np.ndarray | None:
+        # A copy: the worker thread reads it while the provider may reuse its array.
+        image = self._newest_image()
         return None if image is None else image.copy()
 
     def capture(self) -> None:
@@ -417,7 +414,7 @@ class EnrollDialog(QDialog):
         self._entries[entry.key] = entry
         c = entry.checked
         picture = c.shot.face.crop if c.shot is not None else result.preview
-        label = Path(c.source).name if entry.kind == "file" else c.source
+        label = self._label(entry)
         if len(label) > 16:
             label = label[:7] + "…" + label[-8:]
         verdict = "✓ accepted" if c.ok else "✗ " + _short_reason(c.reasons[0])
@@ -438,7 +435,7 @@ class EnrollDialog(QDialog):
             self._entries.pop(item.data(Qt.ItemDataRole.UserRole), None)
             self.shot_list.takeItem(self.shot_list.row(item))
         if self._picker is not None:
-            self._picker.reset([s for s in self.accepted_shots()])
+            self._picker.reset(self.accepted_shots())
         self._update_state()
 
     # -- auto mode ------------------------------------------------------------------
@@ -513,17 +510,12 @@ class EnrollDialog(QDialog):
 
     # -- camera preview ---------------------------------------------------------------
     def _update_preview(self) -> None:
-        image = None
-        if self.frame_provider is not None:
-            try:
-                image = frame_image(self.frame_provider())
-            except Exception:
-                image = None
+        # Ten times a second: a failing provider is logged when a shot is taken, not here.
+        image = self._newest_image(report_errors=False)
         if image is None:
             return
-        pix = bgr_pixmap(image, max(self.preview.width(), self.preview.height()))
-        self.preview.setPixmap(pix.scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                          Qt.TransformationMode.SmoothTransformation))
+        self.preview.setPixmap(bgr_pixmap(image).scaled(self.preview.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                                        Qt.TransformationMode.SmoothTransformation))
 
     # -- state ------------------------------------------------------------------------
     def _set_status(self, text: str, error: bool = False) -> None:
@@ -577,14 +569,15 @@ class EnrollDialog(QDialog):
                 self._select([entries[i].key for i in outliers])
                 return False
         try:
+            gallery = enroll.enrolled_gallery(self.app)
             if self.person is not None:
-                return self._save_to_existing(shots, emb)
-            return self._save_new(shots, emb)
+                return self._save_to_existing(shots, emb, gallery)
+            return self._save_new(shots, emb, gallery)
         except FaceAppError as exc:
             QMessageBox.warning(self, "Not saved", str(exc))
             return False
 
-    def _save_new(self, shots: list[Shot], emb: np.ndarray) -> bool:
+    def _save_new(self, shots: list[Shot], emb: np.ndarray, gallery: Gallery) -> bool:
         name = " ".join(self.name_edit.text().split())
         if not name:
             self._set_status("Enter the person's name.", error=True)
@@ -597,9 +590,9 @@ class EnrollDialog(QDialog):
                                 f"A person named '{other.name}' is already enrolled.",
                                 [f"Add these photos to {other.name}", "Go back"], default=1)
             if choice == 0:
-                return self._finish(other.id, enroll.add_shots(self.app, other.id, shots))
+                return self._add_to(other.id, other.name, shots, gallery)
             return False
-        dup = enroll.find_duplicates(self.app, emb)
+        dup = enroll.find_duplicates(self.app, emb, gallery=gallery)
         threshold = self.app.threshold
         if dup.same_person is not None:
             m = dup.same_person
@@ -612,7 +605,7 @@ class EnrollDialog(QDialog):
                 default=0)
             if choice == 0:
                 assert m.person_id is not None
-                return self._finish(m.person_id, enroll.add_shots(self.app, m.person_id, shots))
+                return self._add_to(m.person_id, m.name or "this person", shots, gallery)
             if choice != 1:
                 return False
         elif dup.lookalike is not None:
@@ -630,10 +623,10 @@ class EnrollDialog(QDialog):
                                  self.department_edit.text() or None, allow_duplicate=True)
         return self._finish(pid, [])
 
-    def _save_to_existing(self, shots: list[Shot], emb: np.ndarray) -> bool:
+    def _save_to_existing(self, shots: list[Shot], emb: np.ndarray, gallery: Gallery) -> bool:
         assert self.person is not None
         threshold = self.app.threshold
-        own = enroll.distance_to_person(self.app, self.person.id, emb)
+        own = enroll.distance_to_person(self.app, self.person.id, emb, gallery)
         if own is not None and own > threshold:
             choice = ask_choice(
                 self, "Not the same person?",
@@ -642,7 +635,7 @@ class EnrollDialog(QDialog):
                 ["Add anyway", "Cancel"], default=1)
             if choice != 0:
                 return False
-        dup = enroll.find_duplicates(self.app, emb, exclude_person=self.person.id)
+        dup = enroll.find_duplicates(self.app, emb, exclude_person=self.person.id, gallery=gallery)
         if dup.same_person is not None and (own is None or dup.same_person.distance < own):
             m = dup.same_person
             choice = ask_choice(
@@ -651,17 +644,18 @@ class EnrollDialog(QDialog):
                 f"{self.person.name}.", ["Add anyway", "Cancel"], default=1)
             if choice != 0:
                 return False
-        known = set(enroll.already_stored(self.app, self.person.id, shots))
-        if len(known) == len(shots):
-            self._set_status(f"{self.person.name} already has these pictures: nothing to add.", error=True)
+        return self._add_to(self.person.id, self.person.name, shots, gallery)
+
+    def _add_to(self, person_id: int, name: str, shots: list[Shot], gallery: Gallery) -> bool:
+        ids, _skipped = enroll.add_new_shots(self.app, person_id, shots, gallery)
+        if not ids:
+            self._set_status(f"{name} already has these pictures: nothing to add.", error=True)
             return False
-        shots = [s for i, s in enumerate(shots) if i not in known]
-        return self._finish(self.person.id, enroll.add_shots(self.app, self.person.id, shots))
+        return self._finish(person_id, ids)
 
     def _finish(self, person_id: int, photo_ids: list[int]) -> bool:
         self.person_id = person_id
         self.saved_photo_ids = photo_ids
-        self.app.invalidate_gallery()
         emit(self.enrolled, person_id)
         self.accept()
         return True
@@ -681,7 +675,8 @@ class EnrollDialog(QDialog):
         self._auto_timer.stop()
         self._preview_timer.stop()
         if self._worker is not None:
-            self._worker.stop()
+            # A model load cannot be interrupted; keep_alive holds the thread if it outlasts the wait.
+            self._worker.finish()
             self._worker = None
         super().done(result)
 

@@ -3,7 +3,6 @@ folder (one sub-folder per person) and recomputing templates after a model chang
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -31,8 +30,6 @@ from faceapp.service import enroll, templates
 from faceapp.service.app import App
 from faceapp.service.enroll import Checked, ImportReport
 
-log = logging.getLogger(__name__)
-
 
 class _TaskDialog(QDialog):
     """A dialog that runs one TaskThread, with a progress bar, Start, Stop and Close."""
@@ -53,6 +50,15 @@ class _TaskDialog(QDialog):
         self.stop_button.clicked.connect(self.stop)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         self.buttons.rejected.connect(self.reject)
+
+    def _add_progress(self, layout: QVBoxLayout) -> None:
+        """Put the progress bar with Start and Stop, and the current item below them, into ``layout``."""
+        bar = QHBoxLayout()
+        bar.addWidget(self.progress, 1)
+        bar.addWidget(self.start_button)
+        bar.addWidget(self.stop_button)
+        layout.addLayout(bar)
+        layout.addWidget(self.current)
 
     @property
     def running(self) -> bool:
@@ -128,12 +134,7 @@ class ImportDialog(_TaskDialog):
         row.addWidget(self.folder_edit, 1)
         row.addWidget(browse)
         layout.addLayout(row)
-        bar = QHBoxLayout()
-        bar.addWidget(self.progress, 1)
-        bar.addWidget(self.start_button)
-        bar.addWidget(self.stop_button)
-        layout.addLayout(bar)
-        layout.addWidget(self.current)
+        self._add_progress(layout)
         self.table = QTableWidget(0, 2)
         self.table.setHorizontalHeaderLabels(["Photo or folder", "Why it was not used"])
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
@@ -225,12 +226,7 @@ class RecomputeDialog(_TaskDialog):
         self.info = QLabel()
         self.info.setWordWrap(True)
         layout.addWidget(self.info)
-        bar = QHBoxLayout()
-        bar.addWidget(self.progress, 1)
-        bar.addWidget(self.start_button)
-        bar.addWidget(self.stop_button)
-        layout.addLayout(bar)
-        layout.addWidget(self.current)
+        self._add_progress(layout)
         layout.addWidget(self.buttons)
         self._show_status()
 

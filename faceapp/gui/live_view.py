@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, QSize, Qt
@@ -28,6 +29,17 @@ class FaceStyle:
     text: str
     dash: Qt.PenStyle
     icon: str  # check | question | cross | dots
+
+    # Parsed once: every face of every frame is painted with one of four styles.
+    @cached_property
+    def fill(self) -> QColor:
+        """``color`` as a QColor."""
+        return QColor(self.color)
+
+    @cached_property
+    def ink(self) -> QColor:
+        """``text`` as a QColor."""
+        return QColor(self.text)
 
 
 # Colour is not the only cue (colour-blind staff, grey-scale screenshots): the box line
@@ -138,6 +150,15 @@ def place_plate(box: QRectF, size: tuple[float, float], bounds: QRectF, obstacle
 # identified get smaller plates, so a crowd does not bury the picture under labels.
 PLATE_SCALE = {"known": 1.0, "denied": 1.0, "unknown": 0.75, "pending": 0.7}
 
+_BACKGROUND = QColor("#101214")
+_OUTLINE = QColor(0, 0, 0, 150)  # under each box line
+_PLATE_EDGE = QColor(0, 0, 0, 120)
+_DIM = QColor(0, 0, 0, 140)
+_MESSAGE_BG = QColor(0, 0, 0, 190)
+_BANNER_BG = {"error": QColor(200, 40, 30, 225), "info": QColor(30, 40, 55, 210)}
+_MESSAGE_TEXT = QColor("#ffffff")
+_MESSAGE_FLAGS = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+
 
 class _PlateText:
     """Fonts and spacing of name plates at one text size."""
@@ -164,6 +185,11 @@ class _PlateText:
         return name, fixed_w + self.fm_name.horizontalAdvance(name)
 
 
+def plate_texts(text_px: float) -> dict[float, _PlateText]:
+    """Plate fonts for every plate scale at ``text_px`` (worth keeping while the size stays)."""
+    return {scale: _PlateText(text_px * scale) for scale in set(PLATE_SCALE.values())}
+
+
 @dataclass(frozen=True, eq=False)
 class _Plate:
     face: TrackedFace
@@ -175,15 +201,17 @@ class _Plate:
 
 
 def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces: tuple[TrackedFace, ...],
-                bounds: QRectF, text_px: float) -> list[str]:
+                bounds: QRectF, text_px: float, texts: dict[float, _PlateText] | None = None) -> list[str]:
     """Boxes and name plates of ``faces`` (in image pixels) for an image drawn into ``target``.
 
-    Plates stay inside ``bounds`` and avoid each other. Returns the label texts, in face order."""
+    Plates stay inside ``bounds`` and avoid each other; ``texts`` is :func:`plate_texts` of
+    ``text_px`` if the caller keeps it. Returns the label texts, in face order."""
     img_w, img_h = image_size
     if not faces or target.isEmpty() or img_w <= 0:
         return []
     s = target.width() / img_w
-    texts = {scale: _PlateText(text_px * scale) for scale in set(PLATE_SCALE.values())}
+    if texts is None:
+        texts = plate_texts(text_px)
     boxes = {}
     for face in faces:
         b = face.bbox
@@ -199,9 +227,9 @@ def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces:
             line *= 1.5
         # A dark outline under the coloured line keeps it visible on any background.
         p.setBrush(Qt.BrushStyle.NoBrush)
-        p.setPen(QPen(QColor(0, 0, 0, 150), line + 2.0))
+        p.setPen(QPen(_OUTLINE, line + 2.0))
         p.drawRoundedRect(box, line, line)
-        pen = QPen(QColor(style.color), line, style.dash)
+        pen = QPen(style.fill, line, style.dash)
         pen.setJoinStyle(Qt.PenJoinStyle.RoundJoin)
         p.setPen(pen)
         p.drawRoundedRect(box, line, line)
@@ -228,9 +256,9 @@ def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces:
 
 def _draw_plate(p: QPainter, plate: _Plate) -> None:
     r, t = plate.rect, plate.text
-    text_color = QColor(plate.style.text)
-    p.setPen(QPen(QColor(0, 0, 0, 120), 1.0))
-    p.setBrush(QColor(plate.style.color))
+    text_color = plate.style.ink
+    p.setPen(QPen(_PLATE_EDGE, 1.0))
+    p.setBrush(plate.style.fill)
     p.drawRoundedRect(r, r.height() * 0.22, r.height() * 0.22)
     icon_box = QRectF(r.x() + t.pad, r.y() + (r.height() - t.icon_d) / 2, t.icon_d, t.icon_d)
     _draw_icon(p, plate.style.icon, icon_box, text_color)
@@ -245,15 +273,19 @@ def _draw_plate(p: QPainter, plate: _Plate) -> None:
         p.drawText(QRectF(dx, r.y(), r.right() - dx, r.height()), left, plate.dist)
 
 
-def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: QColor,
-                  align_top: bool = False) -> None:
+def _message_layout(text: str, px: float, max_w: float) -> tuple[QFont, QRectF]:
+    """The font of a message and the size its wrapped text takes."""
     font = QFont()
     font.setPixelSize(max(10, round(px)))
-    p.setFont(font)
-    flags = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
+    return font, QFontMetricsF(font).boundingRect(QRectF(0, 0, max_w, 10_000), _MESSAGE_FLAGS, text)
+
+
+def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: QColor,
+                  align_top: bool = False,
+                  layout: Callable[[str, float, float], tuple[QFont, QRectF]] = _message_layout) -> None:
     max_w = area.width() * (0.96 if align_top else 0.8)
-    fm = QFontMetricsF(font)
-    bounding = fm.boundingRect(QRectF(0, 0, max_w, 10_000), flags, text)
+    font, bounding = layout(text, px, max_w)
+    p.setFont(font)
     pad = px * 0.7
     w = min(area.width(), bounding.width() + 2 * pad)
     h = bounding.height() + 2 * pad * 0.7
@@ -263,8 +295,8 @@ def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: Q
     p.setPen(Qt.PenStyle.NoPen)
     p.setBrush(background)
     p.drawRoundedRect(plate, px * 0.4, px * 0.4)
-    p.setPen(QColor("#ffffff"))
-    p.drawText(plate.adjusted(pad, 0, -pad, 0), flags, text)
+    p.setPen(_MESSAGE_TEXT)
+    p.drawText(plate.adjusted(pad, 0, -pad, 0), _MESSAGE_FLAGS, text)
 
 
 class LiveView(QWidget):
@@ -285,6 +317,9 @@ class LiveView(QWidget):
         self._dim = False
         self._large = False
         self._corner: QWidget | None = None
+        # Fonts and text layouts change only with the size or the text, not per frame.
+        self._plate_texts: tuple[float, dict[float, _PlateText]] | None = None
+        self._layouts: dict[tuple[str, float, float], tuple[QFont, QRectF]] = {}
         self.last_labels: list[str] = []  # what the last paint wrote on the faces
         # Called with time.monotonic() of the shown frame's capture, on its first paint
         # (a plain callback: it runs for every frame and needs no signal).
@@ -380,7 +415,7 @@ class LiveView(QWidget):
             self.render_scene(p, QRectF(self.rect()))
         finally:
             p.end()
-        if not self._reported and self._captured is not None:
+        if not self._reported:  # set_frame leaves it False only with a capture time
             self._reported = True
             if self.on_painted is not None:
                 self.on_painted(self._captured)
@@ -389,20 +424,36 @@ class LiveView(QWidget):
         """Everything the widget shows, painted into ``area`` of any paint device."""
         p.setRenderHints(QPainter.RenderHint.Antialiasing | QPainter.RenderHint.TextAntialiasing
                          | QPainter.RenderHint.SmoothPixmapTransform)
-        p.fillRect(area, QColor("#101214"))
+        p.fillRect(area, _BACKGROUND)
         px = self.text_px()
-        if self._qimage is not None and self._image is not None:
-            h, w = self._image.shape[:2]
+        qimage = self._qimage
+        if qimage is not None:
+            w, h = qimage.width(), qimage.height()
             target = fit_rect(w, h, area)
-            p.drawImage(target, self._qimage)
-            self.last_labels = paint_faces(p, target, (w, h), self._faces, area, px)
+            p.drawImage(target, qimage)
+            self.last_labels = paint_faces(p, target, (w, h), self._faces, area, px, self._texts_for(px))
             if self._dim:
-                p.fillRect(target, QColor(0, 0, 0, 140))
+                p.fillRect(target, _DIM)
         else:
             self.last_labels = []
         if self._banner:
             text, kind = self._banner
-            bg = QColor(200, 40, 30, 225) if kind == "error" else QColor(30, 40, 55, 210)
-            _draw_message(p, area, text, max(12.0, px * 0.75), bg, align_top=True)
+            bg = _BANNER_BG["error" if kind == "error" else "info"]
+            _draw_message(p, area, text, max(12.0, px * 0.75), bg, align_top=True, layout=self._layout)
         if self._message:
-            _draw_message(p, area, self._message, px * (0.7 if self._large else 1.0), QColor(0, 0, 0, 190))
+            _draw_message(p, area, self._message, px * (0.7 if self._large else 1.0), _MESSAGE_BG,
+                          layout=self._layout)
+
+    def _texts_for(self, px: float) -> dict[float, _PlateText]:
+        if self._plate_texts is None or self._plate_texts[0] != px:
+            self._plate_texts = (px, plate_texts(px))
+        return self._plate_texts[1]
+
+    def _layout(self, text: str, px: float, max_w: float) -> tuple[QFont, QRectF]:
+        key = (text, px, max_w)
+        got = self._layouts.get(key)
+        if got is None:
+            if len(self._layouts) >= 8:  # a banner and a message are shown at a time
+                self._layouts.clear()
+            got = self._layouts[key] = _message_layout(text, px, max_w)
+        return got

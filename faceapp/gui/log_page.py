@@ -2,7 +2,8 @@
 selected entry, and CSV export of what the filters select (the same code as `faceapp log export`).
 
 Queries run on the GUI thread: they are indexed, limited to the newest ``LIMIT`` rows and take a
-few milliseconds; a poll every second asks only for the newest entry id.
+few milliseconds; a poll every second asks only for the newest entry id, and not at all while the
+page is hidden (it catches up when shown).
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDateEdit,
-    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QPushButton,
     QSizePolicy,
     QTableView,
@@ -33,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import FaceAppError
+from faceapp.gui import admin
 from faceapp.gui.admin import AdminGate, admin_allowed
 from faceapp.gui.widgets import Index, RecordTableModel
 from faceapp.service import attendance
@@ -115,7 +115,7 @@ class LogPage(QWidget):
         self._closed = False
         # Replaceable in tests (no modal dialogs there).
         self.ask_save_path: Callable[[str, str], str | None] = self._ask_save_path
-        self.show_error: Callable[[str], None] = lambda msg: QMessageBox.warning(self, "faceapp", msg)
+        self.show_error: Callable[[str], None] = self._show_error
 
         today = date.today()
         self.from_edit = QDateEdit(_qdate(date.fromordinal(today.toordinal() - DEFAULT_DAYS)), self)
@@ -213,33 +213,54 @@ class LogPage(QWidget):
                                       store=self.app.store, limit=limit, newest_first=True)
 
     def poll(self) -> None:
-        """Reload if a new entry was logged (by this process or another one)."""
-        if self._closed:
-            return
+        """Reload if a new entry was logged (by this process or another one); a hidden page
+        waits until it is shown."""
+        if not self._closed and self.isVisible():
+            self._catch_up()
+
+    def _catch_up(self) -> None:
         today = date.today()
         if self._follow_today and _pydate(self.to_edit.date()) < today:
             self.to_edit.setDate(_qdate(today))   # refreshes through dateChanged
+            return
         try:
             newest = self._entries.max_entry_id()
         except (FaceAppError, sqlite3.Error) as exc:
             self._stop(exc)
             return
-        if newest != self._last_max:
-            self.refresh()
+        if newest == self._last_max:
+            return
+        try:
+            new = self._entries.entries(EntryQuery(after_id=self._last_max, limit=LIMIT))
+        except (FaceAppError, sqlite3.Error) as exc:
+            self._failed(exc)
+            return
+        # The person and door lists scan the whole log: re-read them only when a new entry names
+        # someone or a door they lack, or when unsure (entries deleted, too many new ones to look at).
+        choices = newest < self._last_max or len(new) >= LIMIT or self._brings_new_choices(new)
+        self._load(choices, seen=max([newest, *(e.id for e in new)]))
+
+    def _brings_new_choices(self, new: list[EntryRecord]) -> bool:
+        people = {self.person_box.itemText(i) for i in range(self.person_box.count())}
+        doors = {self.door_box.itemText(i) for i in range(self.door_box.count())}
+        return any((e.person_name is not None and e.person_name not in people) or e.door not in doors for e in new)
 
     def refresh(self) -> None:
         """Re-read the choices and the entries matching the filters, keeping the selection."""
+        self._load(choices=True)
+
+    def _load(self, choices: bool, seen: int | None = None) -> None:
+        """Re-read the entries (and the choices if asked); ``seen`` is the newest entry id the
+        caller has already looked at (None: ask the store)."""
         if self._closed:
             return
         try:
-            self._last_max = self._entries.max_entry_id()
-            self._fill_choices()
+            self._last_max = self._entries.max_entry_id() if seen is None else seen
+            if choices:
+                self._fill_choices()
             rows = self._entries.entries(self.query())
         except (FaceAppError, sqlite3.Error) as exc:
-            if isinstance(exc, sqlite3.ProgrammingError):
-                self._stop(exc)
-            else:
-                self.status_label.setText(str(exc))
+            self._failed(exc)
             return
         selected = self.selected_entry()
         self.model.set_entries(rows)
@@ -252,6 +273,12 @@ class LogPage(QWidget):
                     break
             else:
                 self._show_entry(None)
+
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, sqlite3.ProgrammingError):
+            self._stop(exc)
+        else:
+            self.status_label.setText(str(exc))
 
     def _stop(self, exc: Exception) -> None:
         # The database was closed under us (the app is quitting): stop polling quietly.
@@ -278,6 +305,11 @@ class LogPage(QWidget):
 
     def _filters_changed(self, *_args) -> None:
         self.refresh()
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().showEvent(event)
+        if not self._closed:
+            self._catch_up()
 
     # -- selection ----------------------------------------------------------------------------------
     def selected_entry(self) -> EntryRecord | None:
@@ -314,8 +346,10 @@ class LogPage(QWidget):
 
     # -- export -------------------------------------------------------------------------------------
     def _ask_save_path(self, title: str, suggested: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self, title, suggested, "CSV files (*.csv);;All files (*)")
-        return path or None
+        return admin.ask_save_path(self, title, suggested, "CSV files (*.csv);;All files (*)") or None
+
+    def _show_error(self, message: str) -> None:
+        admin.show_message(self, "faceapp", message, error=True)
 
     def export_csv(self, path: str | Path | None = None) -> int | None:
         """Write every entry the filters select (not just the newest shown) as CSV; returns the count."""

@@ -25,10 +25,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from faceapp.capture.sources import Frame, FrameSource, open_source
+from faceapp.capture.sources import STREAM_PREFIXES, Frame, FrameSource, open_source
 from faceapp.gui.admin import admin_allowed
 from faceapp.gui.live_view import LiveView, format_distance
 from faceapp.gui.qt_env import app_icon, guard_pyside_refcount_bug
+from faceapp.gui.widgets import keep_alive
 from faceapp.gui.workers import CaptureWorker, LatestSlot, Recognized, RecognitionWorker
 from faceapp.service.app import App
 from faceapp.service.pipeline import TrackedFace
@@ -47,10 +48,6 @@ CAPTURE_STOP_MS = 5000
 RECOGNITION_STOP_MS = 15000  # a model load in progress cannot be interrupted
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg *.mpeg *.wmv);;All files (*)"
 
-# Threads that did not finish in time at close: kept referenced so Qt does not destroy a
-# running QThread (which aborts the process); they end with the process.
-_stuck_threads: list[QThread] = []
-
 
 def _source_factory(spec: CameraSpec, loop: bool) -> Callable[[], FrameSource]:
     if isinstance(spec, str):
@@ -60,12 +57,6 @@ def _source_factory(spec: CameraSpec, loop: bool) -> Callable[[], FrameSource]:
         return spec
     source = spec
     return lambda: source
-
-
-def _describe_spec(spec: CameraSpec) -> str:
-    if isinstance(spec, str):
-        return f"webcam {spec}" if spec.strip().isdigit() else spec
-    return getattr(spec, "description", "custom source")
 
 
 class MainWindow(QMainWindow):
@@ -96,7 +87,6 @@ class MainWindow(QMainWindow):
         self._shown: Recognized | None = None
         self._latencies: deque[float] = deque(maxlen=60)
         self._models_state = "loading"
-        self._models_message = "Loading models…"
         self._closing = False
         self._last_status = 0.0
         self._was_maximized = False
@@ -208,6 +198,7 @@ class MainWindow(QMainWindow):
         self._admin_actions.append(self.restart_action)
 
         models = mb.addMenu("&Models")
+        self.models_menu = models
         self.retry_models_action = models.addAction("&Retry loading models")
         self.retry_models_action.triggered.connect(self.retry_models)
         self._admin_actions.append(self.retry_models_action)
@@ -297,7 +288,8 @@ class MainWindow(QMainWindow):
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
         self.capture_worker, self.capture_thread = worker, thread
-        self.source_label.setText(_describe_spec(self._camera))
+        # The next tick shows the source's own (password-free) description at once.
+        self._last_status = 0.0
         thread.start()
 
     def _retire_capture(self) -> None:
@@ -312,12 +304,13 @@ class MainWindow(QMainWindow):
 
     @staticmethod
     def _join(thread: QThread, wait_ms: int) -> bool:
-        if thread.wait(wait_ms):
+        if thread.wait(max(0, wait_ms)):
             return True
-        log.warning("the %s thread did not stop within %.1f s; leaving it to end with the process",
-                    thread.objectName(), wait_ms / 1000)
+        log.warning("the %s thread did not stop in time; leaving it to end with the process",
+                    thread.objectName())
+        # Unparented so the window's deletion does not destroy it while it runs (Qt aborts).
         thread.setParent(None)
-        _stuck_threads.append(thread)
+        keep_alive(thread)
         return False
 
     def shutdown(self) -> None:
@@ -336,8 +329,10 @@ class MainWindow(QMainWindow):
             worker.stop()
         if self.recognition_worker is not None:
             self.recognition_worker.stop()
+        # One deadline for all capture threads: they were asked together and stop in parallel.
+        deadline = time.monotonic() + CAPTURE_STOP_MS / 1000
         for _, thread in captures:
-            self._join(thread, CAPTURE_STOP_MS)
+            self._join(thread, round((deadline - time.monotonic()) * 1000))
         if self.recognition_thread is not None:
             self._join(self.recognition_thread, RECOGNITION_STOP_MS)
         self._retired = []
@@ -355,12 +350,14 @@ class MainWindow(QMainWindow):
         """Switch to another source (webcam number, file, folder, URL, or a FrameSource / factory)."""
         self._retire_capture()
         self._camera = spec
+        # In this order: a frame the recognition worker took before the clear is then
+        # recognisably old, and its result cannot arrive after the result slot is cleared.
         self._frames.clear()
+        if self.recognition_worker is not None:
+            self.recognition_worker.reset_tracks()
         self._results.clear()
         self._shown = None
         self.view.set_frame(None)
-        if self.recognition_worker is not None:
-            self.recognition_worker.reset_tracks()
         if remember and isinstance(spec, str):
             self.app.update_settings(camera=spec)
         if not self._closing:
@@ -409,29 +406,33 @@ class MainWindow(QMainWindow):
         url = url.strip()
         if not ok or not url:
             return
-        if not url.lower().startswith(("rtsp://", "rtsps://", "http://", "https://")):
+        if not url.lower().startswith(STREAM_PREFIXES):
             QMessageBox.warning(self, "Camera stream", "The address must start with rtsp://, http:// or https://")
             return
         self.set_camera(url, remember=True)
 
     # -- models -----------------------------------------------------------------
     def retry_models(self) -> None:
-        if self.recognition_worker is not None and self._models_state == "failed":
-            self.recognition_worker.retry_models()
+        """Load the models again after they failed; restarts recognition if its thread ended."""
+        worker, thread = self.recognition_worker, self.recognition_thread
+        if self._models_state != "failed" or self._closing or worker is None or thread is None:
+            return
+        if worker.ended or thread.isFinished():
+            # It gave up after an internal error and its thread quits: nobody waits for a retry.
+            # The old thread may still be finishing; held elsewhere, the window can close meanwhile.
+            thread.setParent(None)
+            keep_alive(thread)
+            self._start_recognition()
+        else:
+            worker.retry_models()
 
     @property
     def models_state(self) -> str:
         """loading | ready | failed"""
         return self._models_state
 
-    @property
-    def models_message(self) -> str:
-        """The pack name once ready, else what is happening or what went wrong."""
-        return self._models_message
-
     def _on_models_state(self, state: str, message: str) -> None:
         self._models_state = state
-        self._models_message = message
         if state == "loading":
             self.view.set_banner("Loading models…")
             self.models_label.setText("models: loading…")
@@ -442,7 +443,10 @@ class MainWindow(QMainWindow):
             self.view.set_banner(f"Recognition is off: {message}\n(then choose Models ▸ Retry loading models)",
                                  "error")
             self.models_label.setText("models: not loaded")
-        self.retry_models_action.setEnabled(state == "failed" and not self.reception)
+        self._sync_retry_action()
+
+    def _sync_retry_action(self) -> None:
+        self.retry_models_action.setEnabled(self._models_state == "failed" and not self.reception)
 
     # -- threshold --------------------------------------------------------------
     @property
@@ -459,7 +463,8 @@ class MainWindow(QMainWindow):
             self.threshold_slider.blockSignals(True)
         self.threshold_slider.setValue(units)
         self.threshold_slider.blockSignals(False)
-        self.threshold_label.setText(format_distance(units / SLIDER_STEPS))
+        if not notify:  # else _on_slider writes the label (if the value changed at all)
+            self.threshold_label.setText(format_distance(units / SLIDER_STEPS))
 
     def _on_slider_action(self, _action: int) -> None:
         """A user moves the slider: only an administrator may; refused, it stays where it was."""
@@ -493,12 +498,9 @@ class MainWindow(QMainWindow):
             log.info("threshold for %s set to %.2f", self.app.model_id, value)
 
     def _decide(self, rec: Recognized) -> tuple[TrackedFace, ...]:
-        """The result's faces, re-judged only if the slider moved since it was computed
-        (the pipeline's own decision may include votes and margins)."""
-        t = self.threshold
-        if abs(t - rec.threshold) < 1e-9:
-            return rec.result.faces
-        return tuple(f.relabel(t) for f in rec.result.faces)
+        """The result's faces at the slider's threshold: a face keeps the pipeline's decision
+        (votes, margins) unless the slider moved its distance across the line."""
+        return tuple(f.relabel(self.threshold) for f in rec.result.faces)
 
     # -- reception mode ---------------------------------------------------------
     def _toggle_reception(self) -> None:
@@ -531,8 +533,7 @@ class MainWindow(QMainWindow):
                 self.tabs.setTabEnabled(i, not on)
         for action in self._admin_actions:
             action.setEnabled(not on)
-        if not on:
-            self.retry_models_action.setEnabled(self._models_state == "failed")
+        self._sync_retry_action()
         self.view.set_large(on)
         self.leave_button.setVisible(on)
         state = self.windowState()

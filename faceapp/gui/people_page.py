@@ -5,10 +5,10 @@ Every change goes through faceapp.service.enroll, which refreshes the live galle
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
+from typing import TypeVar
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal, SignalInstance
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 
 from faceapp.core.errors import FaceAppError
 from faceapp.core.types import Person
-from faceapp.gui.admin import AdminGate, admin_allowed, export_person_dialog, find_gate
+from faceapp.gui.admin import AdminGate, admin_allowed, export_person_dialog
 from faceapp.gui.enroll_dialog import FrameProvider, open_enroll_dialog
 from faceapp.gui.import_dialog import ImportDialog, RecomputeDialog
 from faceapp.gui.qt_env import emit
@@ -42,11 +42,11 @@ from faceapp.service import enroll, templates
 from faceapp.service.app import App
 from faceapp.service.enroll import RemovalSummary
 
-log = logging.getLogger(__name__)
-
 ROW_ICON = 48
 COLUMNS = ["", "Name", "Employee ID", "Department", "Photos", "Templates", "Status"]
 COL_NAME, COL_PHOTOS, COL_TEMPLATES, COL_STATUS = 1, 4, 5, 6
+
+D = TypeVar("D", bound=QDialog)
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,10 @@ class PeoplePage(QWidget):
         self._search_timer.timeout.connect(self.refresh)
         self.search.textChanged.connect(self._search_timer.start)
         self.refresh()
+        # Shown in this same event-loop turn (a page opened on its own), the list is current:
+        # showEvent skips its reload once.
+        self._just_loaded = True
+        QTimer.singleShot(0, self, self._loaded_earlier)
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)
@@ -279,8 +283,9 @@ class PeoplePage(QWidget):
     def refresh(self) -> None:
         """Reload the list from the store (keeps the selection when the person is still there)."""
         keep = self.selected_person_id()
-        people = self.app.store.list_people(search=self.search.text().strip() or None,
-                                            include_inactive=self.show_inactive.isChecked())
+        search = self.search.text().strip() or None
+        everyone = search is None and self.show_inactive.isChecked()
+        people = self.app.store.list_people(search=search, include_inactive=self.show_inactive.isChecked())
         counts = templates.template_counts(self.app)
         self._load_thumbnails()
         self._people = people
@@ -305,17 +310,20 @@ class PeoplePage(QWidget):
                 self.table.setItem(row, col, item)
             if p.id == keep:
                 self.table.selectRow(row)
-        total = len(self.app.store.list_people())
+        # Unfiltered, the list is everyone: no second query just to count them.
+        total = len(people) if everyone else len(self.app.store.list_people())
         self.count_label.setText(f"{len(people)} of {total} people" if len(people) != total else f"{total} people")
         self._update_banner()
         self._update_buttons()
 
     def _load_thumbnails(self) -> None:
-        crops = enroll.first_crops(self.app)
-        fresh = {}
-        for pid, (photo_id, crop) in crops.items():
-            cached = self._thumbs.get(pid)
-            fresh[pid] = cached if cached and cached[0] == photo_id else (photo_id, thumbnail_icon(crop, ROW_ICON))
+        # Only thumbnails whose first photo changed are read and decoded again.
+        first = enroll.first_photo_ids(self.app)
+        fresh = {pid: self._thumbs[pid] for pid, photo_id in first.items()
+                 if pid in self._thumbs and self._thumbs[pid][0] == photo_id}
+        missing = [photo_id for pid, photo_id in first.items() if pid not in fresh]
+        for pid, (photo_id, crop) in enroll.first_crops(self.app, missing).items():
+            fresh[pid] = (photo_id, thumbnail_icon(crop, ROW_ICON))
         self._thumbs = fresh
 
     def _update_banner(self) -> None:
@@ -406,6 +414,10 @@ class PeoplePage(QWidget):
         """Save changed details of a person (asks for the password if the gate locked meanwhile)."""
         if not self._allowed("change a person's details"):
             return False
+        return self._save_edit(person_id, **values)
+
+    def _save_edit(self, person_id: int, **values) -> bool:
+        # Callers have asked the gate already.
         try:
             enroll.update_person(self.app, person_id, **values)
         except FaceAppError as exc:
@@ -419,17 +431,14 @@ class PeoplePage(QWidget):
         if person is None:
             return None
         dialog = PersonPhotosDialog(self.app, person.id, self)  # viewing is free; removing asks
-        dialog.changed.connect(self._changed)
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
+        return self._open(dialog, dialog.changed)
 
     def toggle_active(self) -> None:
         person = self._selected_person()
         verb = "deactivate" if person is not None and person.active else "reactivate"
         if person is None or not self._allowed(f"{verb} {person.name}"):
             return
-        self.apply_edit(person.id, active=not person.active)
+        self._save_edit(person.id, active=not person.active)
 
     def delete(self) -> bool:
         person = self._selected_person()
@@ -452,29 +461,36 @@ class PeoplePage(QWidget):
         person = self._selected_person()
         if person is None:
             return None
-        return export_person_dialog(self, self.app, person.id, find_gate(self, self.gate))
+        return export_person_dialog(self, self.app, person.id, self.gate)
 
     def import_folder(self) -> ImportDialog | None:
         if not self._allowed("import people from a folder"):
             return None
         dialog = ImportDialog(self.app, self)
-        dialog.imported.connect(lambda _report: self._changed())
-        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.open()
-        return dialog
+        return self._open(dialog, dialog.imported)
 
     def recompute(self) -> RecomputeDialog | None:
         if not self._allowed("recompute templates"):
             return None
         dialog = RecomputeDialog(self.app, self)
-        dialog.recomputed.connect(lambda _n: self._changed())
+        return self._open(dialog, dialog.recomputed)
+
+    def _open(self, dialog: D, changed: SignalInstance) -> D:
+        """Show ``dialog`` without blocking (it deletes itself when closed); the list reloads
+        whenever its ``changed`` signal fires."""
+        changed.connect(lambda *_args: self._changed())
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
         return dialog
 
+    def _loaded_earlier(self) -> None:
+        self._just_loaded = False
+
     def showEvent(self, event) -> None:
         # People may have changed elsewhere (CLI, another dialog) while the tab was hidden.
-        self.refresh()
+        if not self._just_loaded:
+            self.refresh()
+        self._just_loaded = False
         super().showEvent(event)
 
 

@@ -23,7 +23,7 @@ BAD_COLOUR = QColor("#c9372c")
 
 def bgr_pixmap(image: np.ndarray, max_side: int | None = None) -> QPixmap:
     """A QPixmap copy of a BGR uint8 image, scaled down smoothly to ``max_side`` if given."""
-    pix = QPixmap.fromImage(bgr_to_qimage(np.ascontiguousarray(image)))
+    pix = QPixmap.fromImage(bgr_to_qimage(image))
     if max_side and max(pix.width(), pix.height()) > max_side:
         pix = pix.scaled(max_side, max_side, Qt.AspectRatioMode.KeepAspectRatio,
                          Qt.TransformationMode.SmoothTransformation)
@@ -140,7 +140,7 @@ class TaskThread(QThread):
     def finish(self, wait_ms: int = 10000) -> bool:
         """Stop and wait for the thread; True if it ended."""
         self.stop()
-        return self.wait(wait_ms) if self.isRunning() else True
+        return self.wait(wait_ms)  # at once True for a thread never started or already done
 
 
 Index = QModelIndex | QPersistentModelIndex

@@ -89,10 +89,6 @@ class RateMeter:
             span = now - self._times[0]
             return (len(self._times) - 1) / span if span > 0 else 0.0
 
-    def reset(self) -> None:
-        with self._lock:
-            self._times.clear()
-
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self._window:
             self._times.popleft()
@@ -100,12 +96,9 @@ class RateMeter:
 
 @dataclass(frozen=True, eq=False)
 class Recognized:
-    """A pipeline result with the threshold it was decided with (so the display only
-    re-decides faces when the slider has moved since)."""
+    """A pipeline result as published to the window (each face carries its own threshold)."""
 
     result: FrameResult
-    threshold: float
-    done: float  # time.monotonic() when the result became available
 
 
 @dataclass(frozen=True)
@@ -115,7 +108,6 @@ class CaptureStatus:
     state: str  # connecting | running | lost | eof | stopped
     description: str
     error: str | None
-    since: float  # time.monotonic() of the last state change
     last_frame: float | None  # time.monotonic() of the newest frame
 
 
@@ -192,7 +184,7 @@ class CaptureWorker(QObject):
 
     def status(self) -> CaptureStatus:
         s = self.source
-        return CaptureStatus(s.state, s.description, s.last_error, s.state_since, self._last_frame)
+        return CaptureStatus(s.state, s.description, s.last_error, self._last_frame)
 
 
 class RecognitionWorker(QObject):
@@ -214,11 +206,15 @@ class RecognitionWorker(QObject):
         self._door = door
         self._stop = threading.Event()
         self._retry = threading.Event()
-        self._reset = threading.Event()
+        # Bumped by reset_tracks. A frame is tagged with the generation current before it
+        # was taken; comparing and publishing under the lock means a result of the old camera
+        # cannot land in the slot after the window cleared it for the new one.
+        self._generation = 0
+        self._publish = threading.Lock()
         self.pipeline: Pipeline | None = None
         self.rate = RateMeter()
-        self.models_state = "loading"
         self.processed = 0
+        self.ended = False  # True once run() gave up: a retry then needs a new worker
         self._last_error: str | None = None
 
     @property
@@ -247,8 +243,11 @@ class RecognitionWorker(QObject):
         self._retry.set()
 
     def reset_tracks(self) -> None:
-        """Forget tracks before the next frame (the camera changed)."""
-        self._reset.set()
+        """Forget tracks before the next frame (the camera changed) and drop the result of any
+        frame taken before this call. Clear the frame slot first: once this returns, no result
+        of an old-camera frame reaches the result slot."""
+        with self._publish:
+            self._generation += 1
 
     @Slot()
     def run(self) -> None:
@@ -257,14 +256,15 @@ class RecognitionWorker(QObject):
                 self._loop()
         except Exception:
             log.exception("recognition worker failed")
+            self.ended = True  # before the news, so the window's retry already sees it
             self._set_models("failed", "recognition stopped after an internal error (see the log)")
         finally:
+            self.ended = True
             thread = self.thread()
             if thread is not None:
                 thread.quit()
 
     def _set_models(self, state: str, message: str = "") -> None:
-        self.models_state = state
         self.modelsState.emit(state, message)
 
     def _load_models(self) -> bool:
@@ -293,17 +293,19 @@ class RecognitionWorker(QObject):
         pipeline = self.pipeline
         assert pipeline is not None
         seq, _ = self._frames.get()
+        tracked = self._generation  # the pipeline is fresh
         while not self._stop.is_set():
+            generation = self._generation  # read before taking the frame: see reset_tracks
             new_seq, frame = self._frames.wait_newer(seq, _POLL)
             if new_seq == seq:
                 continue
             seq = new_seq
-            if self._reset.is_set():
-                self._reset.clear()
+            current = self._generation  # not `generation`: a new camera must never meet old tracks
+            if current != tracked:
+                tracked = current
                 pipeline.reset()
             if frame is None:
                 continue
-            threshold = pipeline.threshold
             try:
                 result = pipeline.process(frame)
             except Exception as exc:  # one bad frame must not stop recognition
@@ -316,7 +318,9 @@ class RecognitionWorker(QObject):
             self._last_error = None
             self.processed += 1
             self.rate.tick()
-            rec = Recognized(result, threshold, time.monotonic())
-            self._results.put(rec)
+            with self._publish:
+                if self._generation == generation:
+                    self._results.put(Recognized(result))
+            # Entries are in the log already (the person was seen), whichever camera is on now.
             if result.events:
                 self.eventsReady.emit(result.events)

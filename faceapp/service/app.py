@@ -12,7 +12,6 @@ from faceapp.core.matcher import Gallery
 from faceapp.core.settings import Settings
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
-from faceapp.store.audit import default_actor
 from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -36,6 +35,11 @@ class HomePaths:
 
     home: Path
 
+    @classmethod
+    def of(cls, home: Path | str | None) -> HomePaths:
+        """The paths of ``home``, or of :func:`default_home` when it is None."""
+        return cls(default_home() if home is None else Path(home))
+
     @property
     def db(self) -> Path:
         return self.home / DB_NAME
@@ -56,11 +60,9 @@ class App:
     """Opens the store on construction; loads the engine only when first needed."""
 
     def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None) -> None:
-        self.paths = HomePaths(Path(home) if home is not None else default_home())
+        self.paths = HomePaths.of(home)
         self.paths.create()
         self.store = Store(self.paths.db)
-        # Whose name audit rows carry; the CLI and the GUI's admin gate refine it ("cli:alice", "gui:admin").
-        self.store.actor = default_actor()
         self._settings = self.store.load_settings()
         self._engine = engine
         self._engine_lock = threading.Lock()

@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 def purge_snapshots(store: Store, days: int, now: datetime | None = None) -> int:
     """Remove snapshots of entries older than ``days`` days (the entries stay). ``days`` <= 0
-    keeps them forever. Returns how many were removed. Called when a pipeline that logs starts."""
+    keeps them forever. Returns how many were removed. Stations enforce retention through
+    :func:`faceapp.service.privacy.apply_retention` (snapshots and entries, audited); this only
+    handles the snapshots, unaudited."""
     if days <= 0:
         return 0
     now = now or datetime.now(timezone.utc)

@@ -38,6 +38,7 @@ from faceapp.engine.engine import EngineConfig, FaceEngine
 from faceapp.engine.installer import require_pack
 from faceapp.service import enroll
 from faceapp.service.app import App
+from faceapp.service.evaluate import _r
 
 log = logging.getLogger(__name__)
 
@@ -186,16 +187,11 @@ def faceapp_labels(result) -> list[tuple[BBox, str]]:
     for f in result.faces:
         if f.known and f.candidate_name:
             out.append((f.bbox, f.candidate_name))
-        elif f.decision == "pending" and f.candidate_name and f.distance <= _threshold_of(f):
+        elif f.decision == "pending" and f.candidate_name and f.distance <= f.threshold:
             out.append((f.bbox, f.candidate_name))
         else:
             out.append((f.bbox, UNKNOWN))
     return out
-
-
-def _threshold_of(face) -> float:
-    t = getattr(face, "threshold", math.nan)
-    return t if isinstance(t, float) and math.isfinite(t) else -math.inf
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -269,7 +265,7 @@ class MatchTiming:
 
     @property
     def speedup_vs_l2(self) -> float:
-        return self.l2_scan_ms / self.faceapp_ms if self.faceapp_ms > 0 else math.nan
+        return _speedup(self.l2_scan_ms, self.faceapp_ms)
 
 
 @dataclass(frozen=True)
@@ -311,10 +307,6 @@ class BenchResult:
                        "python_loop_ms": _r(m.python_loop_ms, 3) if m.python_loop_ms is not None else None,
                        "speedup_vs_l2": _r(m.speedup_vs_l2, 2)} for m in self.match]
         return d
-
-
-def _r(x: float | None, nd: int = 4) -> float | None:
-    return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 
 def _size_key(n: int) -> str:
@@ -442,7 +434,7 @@ def _run_frames(app: App, baseline: Baseline, sources: list[BenchSource], thresh
                 t.baseline_ms.append(b_ms)
                 t.faceapp_ms.append((t2 - t1) * 1e3)
                 t.detect_ms.append(res.detect_ms)
-                t.embedded += int(getattr(res, "embedded", len(res.faces)))
+                t.embedded += res.embedded
                 t.add(base, faceapp_labels(res), [f.decision != "pending" for f in res.faces])
             if progress:
                 progress(t.frames, 0, f"{src.name}")

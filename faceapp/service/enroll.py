@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Collection, Sequence
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from faceapp.core.errors import AmbiguousFaceError, DuplicateError, FaceAppError
 from faceapp.core.image import to_bgr8
 from faceapp.core.matcher import Gallery
 from faceapp.core.quality import Quality, QualityRules, assess
-from faceapp.core.scale import cosine_distance
+from faceapp.core.scale import cosine_distance, l2_normalize
 from faceapp.core.types import BBox, Detection, Face, Match, Person
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import FaceEngine
@@ -279,42 +279,52 @@ def check_duplicates(gallery: Gallery, embeddings: np.ndarray, threshold: float,
     return DuplicateCheck(None, None)
 
 
-def find_duplicates(app: App, embeddings: np.ndarray, exclude_person: int | None = None) -> DuplicateCheck:
+def enrolled_gallery(app: App) -> Gallery:
+    """Templates of the active model of every enrolled person, deactivated ones included.
+
+    The duplicate checks below load it themselves; a caller running several of them on one
+    save loads it once and passes it to each."""
+    pack = get_pack(app.settings.pack)
+    return app.store.gallery(app.model_id, active_only=False, dim=pack.embedding_dim)
+
+
+def find_duplicates(app: App, embeddings: np.ndarray, exclude_person: int | None = None,
+                    gallery: Gallery | None = None) -> DuplicateCheck:
     """:func:`check_duplicates` against every enrolled person, deactivated ones included
     (re-enrolling a deactivated employee is the same mistake)."""
-    pack = get_pack(app.settings.pack)
-    gallery = app.store.gallery(app.model_id, active_only=False, dim=pack.embedding_dim)
+    gallery = gallery if gallery is not None else enrolled_gallery(app)
     return check_duplicates(gallery, embeddings, app.threshold, exclude_person=exclude_person)
 
 
-def distance_to_person(app: App, person_id: int, embeddings: np.ndarray) -> float | None:
+def _nearest_own(gallery: Gallery, person_id: int, embeddings: np.ndarray) -> np.ndarray | None:
+    """Per new embedding, the distance to the nearest template of ``person_id`` (None when
+    there are no embeddings or the person has no template)."""
+    mine = gallery.embeddings[gallery.row_person == person_id]
+    if len(mine) == 0 or len(embeddings) == 0:
+        return None
+    return cosine_distance(l2_normalize(np.atleast_2d(embeddings)), mine).min(axis=1)
+
+
+def distance_to_person(app: App, person_id: int, embeddings: np.ndarray,
+                       gallery: Gallery | None = None) -> float | None:
     """Nearest distance from the new embeddings to one person's templates of the active model
     (None when they have none): are photos added to someone really of them?"""
-    pack = get_pack(app.settings.pack)
-    gallery = app.store.gallery(app.model_id, active_only=False, dim=pack.embedding_dim)
-    hits = np.flatnonzero(gallery.person_ids == person_id)
-    if hits.size == 0 or len(embeddings) == 0:
-        return None
-    return float(gallery.person_distances(embeddings)[:, hits[0]].min())
+    nearest = _nearest_own(gallery if gallery is not None else enrolled_gallery(app), person_id, embeddings)
+    return None if nearest is None else float(nearest.min())
 
 
 # Below this distance two templates come from the same picture (re-imported file, copy).
 SAME_PICTURE = 0.01
 
 
-def already_stored(app: App, person_id: int, shots: Sequence[Shot]) -> list[int]:
+def already_stored(app: App, person_id: int, shots: Sequence[Shot], gallery: Gallery | None = None) -> list[int]:
     """Indices of shots whose picture this person already has (running an import twice,
     or a stopped import run again, must not store every photo a second time)."""
     if not shots:
         return []
-    pack = get_pack(app.settings.pack)
-    gallery = app.store.gallery(app.model_id, active_only=False, dim=pack.embedding_dim)
-    mine = gallery.embeddings[gallery.row_person == person_id]
-    if len(mine) == 0:
-        return []
     emb = np.vstack([s.face.embedding for s in shots])
-    nearest = cosine_distance(emb, mine).min(axis=1)
-    return [i for i, d in enumerate(nearest) if d < SAME_PICTURE]
+    nearest = _nearest_own(gallery if gallery is not None else enrolled_gallery(app), person_id, emb)
+    return [] if nearest is None else [i for i, d in enumerate(nearest) if d < SAME_PICTURE]
 
 
 def shot_embeddings(shots: Sequence[Shot]) -> np.ndarray:
@@ -370,6 +380,21 @@ def add_shots(app: App, person_id: int, shots: Sequence[Shot]) -> list[int]:
     return ids
 
 
+def add_new_shots(app: App, person_id: int, shots: Sequence[Shot],
+                  gallery: Gallery | None = None) -> tuple[list[int], list[Shot]]:
+    """Like :func:`add_shots`, leaving out the pictures this person already has.
+
+    Returns (new photo ids, shots left out); nothing is written when every picture is
+    already stored. Every path that adds photos to an enrolled person goes through here,
+    so a file offered twice (import run again, same photo picked in the dialog) is stored once."""
+    known = set(already_stored(app, person_id, shots, gallery))
+    skipped = [s for i, s in enumerate(shots) if i in known]
+    new = [s for i, s in enumerate(shots) if i not in known]
+    if not new:
+        return [], skipped
+    return add_shots(app, person_id, new), skipped
+
+
 # -- people management (the People page; every change refreshes the live gallery) ---------
 
 def update_person(app: App, person_id: int, *, name: str | None = None, employee_id: str | None = None,
@@ -411,11 +436,27 @@ def delete_person(app: App, person_id: int, remove_entries: bool = False) -> Per
     return person
 
 
-def first_crops(app: App) -> dict[int, tuple[int, np.ndarray]]:
-    """person id -> (photo id, aligned crop) of each person's first photo (list thumbnails)."""
-    rows = app.store.query(
-        "SELECT f.id, f.person_id, f.crop FROM photos f "
-        "WHERE f.id IN (SELECT MIN(id) FROM photos GROUP BY person_id)")
+# Ids per IN (...) query: older SQLite builds allow at most 999 parameters.
+_SQL_BATCH = 500
+
+
+def first_photo_ids(app: App) -> dict[int, int]:
+    """person id -> id of their first photo (the one list thumbnails show); reads no image."""
+    rows = app.store.query("SELECT person_id, MIN(id) AS id FROM photos GROUP BY person_id")
+    return {int(r["person_id"]): int(r["id"]) for r in rows}
+
+
+def first_crops(app: App, photo_ids: Collection[int] | None = None) -> dict[int, tuple[int, np.ndarray]]:
+    """person id -> (photo id, aligned crop) of each person's first photo (list thumbnails).
+
+    With ``photo_ids`` (from :func:`first_photo_ids`), only those photos are read and decoded:
+    a list that caches its thumbnails asks just for the ones it lacks."""
+    ids = sorted({int(i) for i in (first_photo_ids(app).values() if photo_ids is None else photo_ids)})
+    rows = []
+    for start in range(0, len(ids), _SQL_BATCH):
+        batch = ids[start:start + _SQL_BATCH]
+        rows += app.store.query(f"SELECT id, person_id, crop FROM photos WHERE id IN ({', '.join('?' * len(batch))})",
+                                batch)
     out = {}
     for r in rows:
         try:
@@ -499,17 +540,15 @@ def import_folder(app: App, folder: Path | str, progress: ProgressFn | None = No
             existing = None
         try:
             if existing is not None:
-                known = set(already_stored(app, existing.id, shots))
-                report.already_stored += [shots[i].source for i in sorted(known)]
-                shots = [s for i, s in enumerate(shots) if i not in known]
-                if not shots:
-                    continue
-                add_shots(app, existing.id, shots)
-                report.people_extended.append(name)
+                ids, skipped = add_new_shots(app, existing.id, shots)
+                report.already_stored += [s.source for s in skipped]
+                if ids:
+                    report.people_extended.append(name)
+                    report.accepted += len(ids)
             else:
                 save_person(app, name, shots, allow_duplicate=False)
                 report.people_created.append(name)
-            report.accepted += len(shots)
+                report.accepted += len(shots)
         except FaceAppError as exc:
             report.skipped_people.append((str(person_dir), str(exc)))
     return report

@@ -86,7 +86,6 @@ class PhotoFace:
 
     path: Path
     embedding: np.ndarray | None
-    n_faces: int = 0
     quality_ok: bool = False
     error: str = ""
 
@@ -118,7 +117,7 @@ def _embed_one(engine: FaceEngine, path: Path) -> PhotoFace:
         return PhotoFace(path, None, error="no face found")
     face = max(faces, key=lambda f: f.bbox.area)
     ok = assess(face.detection, face.crop).ok
-    return PhotoFace(path, face.embedding, len(faces), ok)
+    return PhotoFace(path, face.embedding, ok)
 
 
 def embed_strangers(engine: FaceEngine, sources: Sequence[Path], progress: ProgressFn | None = None) -> np.ndarray:
@@ -161,8 +160,11 @@ class EvalConfig:
     aggregate: str = "min"
     folds: int = 2
     knn_k: int = 3
-    # Enroll the first K photos that pass the enrollment quality gate, as the app would
-    # (falling back to the first photos with a face when too few pass).
+    # Enroll the first K photos that pass the enrollment quality gate (falling back to the first
+    # photos with a face when too few pass). Only the gate is the app's: the app's photo check
+    # (service.enroll.check_image) also refuses photos with several similar-sized faces and
+    # re-detects low-scoring faces on a padded picture, which the largest face taken here skips,
+    # so the enrolled set can differ a little from what the app would enroll.
     quality_gate: bool = True
 
 
@@ -237,8 +239,8 @@ class EvalResult:
         }
 
 
-def _r(x: float, nd: int = 4) -> float | None:
-    """Rounded for JSON; nan/inf become null (JSON has no nan)."""
+def _r(x: float | None, nd: int = 4) -> float | None:
+    """Rounded for JSON; None, nan and inf become null (JSON has no nan). Also used by service.bench."""
     return None if x is None or not math.isfinite(x) else round(float(x), nd)
 
 

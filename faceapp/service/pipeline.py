@@ -114,10 +114,6 @@ class EntryEvent:
     reason: str | None = None
     snapshot: bytes | None = field(default=None, repr=False)
 
-    @property
-    def local_time(self) -> datetime:
-        return self.time.astimezone()
-
 
 @dataclass(frozen=True, eq=False)
 class FrameResult:
@@ -132,7 +128,6 @@ class FrameResult:
     detect_ms: float = 0.0
     embed_ms: float = 0.0
     total_ms: float = 0.0
-    extra: dict = field(default_factory=dict)
     embedded: int = 0
 
 
@@ -220,8 +215,7 @@ class Pipeline:
         events = tuple(self._event(r, image, gallery, wall) for r in requests)
         t3 = time.perf_counter()
         return FrameResult(frame.index, frame.captured, image, shown, events,
-                           (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3,
-                           {"tracks": len(self.tracker.track_ids)}, len(todo))
+                           (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3, len(todo))
 
     def _current_gallery(self) -> Gallery:
         gallery = self.app.gallery()
@@ -229,7 +223,22 @@ class Pipeline:
             if self._gallery is not None:
                 self.tracker.clear_votes()   # person ids/templates changed: look again
             self._gallery = gallery
+            # The new gallery already holds the change that caused the reload (an in-process
+            # change invalidates before the next frame), so _refresh must not see it as another
+            # one and reload again. A change committed by another process in the moment between
+            # the gallery query and this one is missed until the next change.
+            try:
+                self._signature = self._read_signature()
+            except (StoreError, sqlite3.Error) as exc:
+                log.warning("could not read the template signature: %s", exc)
         return gallery
+
+    def _read_signature(self) -> tuple:
+        """Counts and highest ids of templates and people: changes whenever the gallery would."""
+        row = self.app.store.query(
+            "SELECT (SELECT COUNT(*) FROM templates) AS a, (SELECT IFNULL(MAX(id), 0) FROM templates) AS b, "
+            "(SELECT COUNT(*) FROM people WHERE active = 1) AS c, (SELECT IFNULL(MAX(id), 0) FROM people) AS d")[0]
+        return row["a"], row["b"], row["c"], row["d"]
 
     def _refresh(self) -> None:
         """Re-read access rules, and notice templates changed by another process (cheap queries)."""
@@ -239,13 +248,10 @@ class Pipeline:
         self._refreshed = now
         try:
             self._rules = self._attendance.access_rules()
-            row = self.app.store.query(
-                "SELECT (SELECT COUNT(*) FROM templates) AS a, (SELECT IFNULL(MAX(id), 0) FROM templates) AS b, "
-                "(SELECT COUNT(*) FROM people WHERE active = 1) AS c, (SELECT IFNULL(MAX(id), 0) FROM people) AS d")[0]
+            signature = self._read_signature()
         except (StoreError, sqlite3.Error) as exc:
             log.warning("could not refresh access rules: %s", exc)
             return
-        signature = (row["a"], row["b"], row["c"], row["d"])
         if self._signature is not None and signature != self._signature:
             self.app.invalidate_gallery()
         self._signature = signature
@@ -257,10 +263,9 @@ class Pipeline:
         cand = v.candidate_id
         name = gallery.names.get(cand) if cand is not None else None
         access = self._access(cand, wall).decision if cand is not None else "granted"
-        if v.status == KNOWN:
-            return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, True, access, access, threshold)
-        decision = "pending" if v.status == PENDING else "unknown"
-        return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, False, decision, access,
+        known = v.status == KNOWN
+        decision = access if known else "pending" if v.status == PENDING else "unknown"
+        return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, known, decision, access,
                            threshold)
 
     def _event(self, req: LogRequest, image: np.ndarray, gallery: Gallery, wall: datetime) -> EntryEvent:

@@ -2,9 +2,11 @@
 
 Retention (settings ``snapshot_retention_days`` and ``entry_retention_days``, 0 = keep):
 :func:`apply_retention` removes the snapshots of entries older than the first and the entries
-older than the second, in one transaction with its audit row. Call it when a station starts
-logging and once a day while it runs; `faceapp purge` runs it by hand. The audit log itself
-is never purged (it is append-only; see :mod:`faceapp.store.audit`).
+older than the second, in one transaction with its audit row. It runs when a pipeline that
+logs starts (a station or `faceapp watch`), when an administrator applies the retention
+settings in the window, and by hand with `faceapp purge`; a station left running does not
+purge again until its pipeline restarts. The audit log itself is never purged (it is
+append-only; see :mod:`faceapp.store.audit`).
 
 Subject access (:func:`export_person_data`): everything stored about one person, as a folder
 or a .zip: ``person.json`` (details, access groups, template count per model, photo list,

@@ -352,8 +352,7 @@ class AttendanceStore:
     def assign(self, person_id: int, group: str) -> None:
         """Put a person into a group (no-op if already a member)."""
         with self.store.transaction() as conn:
-            if not conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone():
-                raise NotFoundError(f"no person with id {person_id}")
+            self.store.require_person(conn, person_id)
             gid, gname = self._group_row(conn, group)
             cur = conn.execute("INSERT OR IGNORE INTO person_groups (person_id, group_id) VALUES (?, ?)",
                                (person_id, gid))

@@ -4,7 +4,8 @@ Rows are append-only: SQLite triggers refuse UPDATE and DELETE, and this module 
 way to do either. Changes to people, photos, templates and settings are audited by
 :class:`faceapp.store.db.Store` inside the transaction that makes them (so a change and its
 audit row are written together or not at all); other administrative actions (exports,
-backups, restores, retention purges, logins) call :meth:`AuditLog.add`.
+backups, restores, retention purges, logins) call :meth:`faceapp.service.app.App.audit`
+(or :meth:`faceapp.store.db.Store.audit`). :class:`AuditLog` reads the rows back.
 
 ``details`` is JSON text; for edits it maps each changed field to ``[old, new]``.
 ``target`` names what was acted on, e.g. ``person:12`` or ``photo:40``.
@@ -26,12 +27,9 @@ if TYPE_CHECKING:
 AUDIT_HEADER = ("time", "actor", "action", "target", "details", "id")
 
 
-def default_actor() -> str:
-    """Who is acting when nobody said otherwise: $FACEAPP_ACTOR, else ``local:<os user>``."""
-    env = os.environ.get("FACEAPP_ACTOR", "").strip()
-    if env:
-        return env
-    return f"local:{os_user()}"
+def default_actor(prefix: str = "local") -> str:
+    """Who is acting when nobody said otherwise: $FACEAPP_ACTOR, else ``<prefix>:<os user>``."""
+    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"{prefix}:{os_user()}"
 
 
 def os_user() -> str:
@@ -74,9 +72,6 @@ class AuditRecord:
                 parts.append(f"{key}: {_short(value)}")
         return ", ".join(parts)
 
-    def csv_row(self) -> list[object]:
-        return [self.time, self.actor, self.action, self.target or "", self.details, self.id]
-
 
 def _short(value: Any, limit: int = 80) -> str:
     if value is None:
@@ -88,7 +83,8 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def audit_time() -> str:
+def utc_now() -> str:
+    """Current UTC time as ISO 8601 with offset (what every table stores)."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -97,21 +93,15 @@ def write_audit(conn: sqlite3.Connection, actor: str, action: str, target: str |
     """Append one row using ``conn`` (call inside the transaction of the change it records)."""
     text = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
     cur = conn.execute("INSERT INTO audit (time, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
-                       (audit_time(), actor or "unknown", action, target, text))
+                       (utc_now(), actor or "unknown", action, target, text))
     return int(cur.lastrowid)
 
 
 class AuditLog:
-    """Reading and appending audit rows of one open store."""
+    """Reading the audit rows of one open store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-
-    def add(self, action: str, target: str | None = None, details: dict[str, Any] | None = None,
-            actor: str | None = None) -> int:
-        """Append a row in its own transaction (actor defaults to ``store.actor``)."""
-        with self.store.transaction() as conn:
-            return write_audit(conn, actor or self.store.actor, action, target, details)
 
     def records(self, action: str | None = None, target: str | None = None, since: str | None = None,
                 until: str | None = None, search: str | None = None, limit: int | None = None,
@@ -150,9 +140,6 @@ class AuditLog:
             params.append(int(limit))
         return [AuditRecord(r["id"], r["time"], r["actor"], r["action"], r["target"], r["details"])
                 for r in self.store.query(sql, params)]
-
-    def count(self) -> int:
-        return int(self.store.query("SELECT COUNT(*) AS n FROM audit")[0]["n"])
 
 
 def _escape_like(text: str) -> str:

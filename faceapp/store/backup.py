@@ -76,7 +76,7 @@ def backup_database(db_path: Path | str, dest: Path | str) -> BackupInfo:
     db_path, dest = Path(db_path), Path(dest)
     if not db_path.is_file():
         raise StoreError(f"there is no database at {db_path} to back up")
-    folder = dest.parent if str(dest.parent) else Path(".")
+    folder = dest.parent
     if dest.is_dir():
         raise StoreError(f"{dest} is a folder; give a file name for the backup")
     if not folder.is_dir():
@@ -167,8 +167,11 @@ def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path |
             raise StoreError(f"cannot read {backup}: {exc.strerror or exc}") from exc
         _chmod_private(staged)
         migrated_from = _prepare(staged, backup)
-        safety = _keep_current(db_path, safety_dir)
-        mode = _install(staged, db_path)
+        # One quick_check decides both steps: a healthy database is backed up and then written
+        # into online; a damaged or missing one is copied raw and then replaced as a file.
+        healthy = _healthy(db_path)
+        safety = _keep_current(db_path, safety_dir, healthy)
+        mode = _install(staged, db_path, healthy)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("restored %s into %s (%s)", backup, db_path, mode)
@@ -221,7 +224,8 @@ def _not_a_backup(path: Path, why: str = "") -> StoreError:
 
 
 def _info(conn: sqlite3.Connection, path: Path) -> BackupInfo:
-    if "backup_meta" not in _tables(conn):
+    tables = _tables(conn)
+    if "backup_meta" not in tables:
         raise _not_a_backup(path)
     meta = dict(conn.execute("SELECT key, value FROM backup_meta").fetchall())
     if meta.get("format") != BACKUP_FORMAT:
@@ -234,7 +238,7 @@ def _info(conn: sqlite3.Connection, path: Path) -> BackupInfo:
     if fmt > BACKUP_FORMAT_VERSION or schema > SCHEMA_VERSION:
         raise StoreError(f"{path} is a backup from a newer faceapp ({meta.get('app_version', '?')}, schema {schema}; "
                          f"this one knows schema {SCHEMA_VERSION}); upgrade faceapp to restore it")
-    if not {"people", "photos", "templates"} <= _tables(conn):
+    if not {"people", "photos", "templates"} <= tables:
         raise _not_a_backup(path, "(tables missing)")
     counts = {k[len("count_"):]: int(v) for k, v in meta.items() if k.startswith("count_") and v.isdigit()}
     return BackupInfo(path, fmt, meta.get("app_version", "?"), schema, meta.get("created", "?"), counts,
@@ -276,8 +280,8 @@ def _healthy(db_path: Path) -> bool:
         return False
 
 
-def _keep_current(db_path: Path, safety_dir: Path) -> Path | None:
-    """A copy of the current database in ``safety_dir`` (a backup file if it is readable, else
+def _keep_current(db_path: Path, safety_dir: Path, healthy: bool) -> Path | None:
+    """A copy of the current database in ``safety_dir`` (a backup file if it is ``healthy``, else
     the raw files); None when there is no database yet."""
     if not db_path.exists():
         return None
@@ -287,7 +291,7 @@ def _keep_current(db_path: Path, safety_dir: Path) -> Path | None:
         raise StoreError(f"cannot create {safety_dir} for a copy of the current database: "
                          f"{exc.strerror or exc}; nothing was restored") from exc
     name = default_backup_name(prefix="before-restore")
-    if _healthy(db_path):
+    if healthy:
         dest = safety_dir / name
         backup_database(db_path, dest)
         return dest
@@ -304,15 +308,17 @@ def _keep_current(db_path: Path, safety_dir: Path) -> Path | None:
     return dest
 
 
-def _install(staged: Path, db_path: Path) -> str:
-    if _healthy(db_path):
+def _install(staged: Path, db_path: Path, healthy: bool) -> str:
+    """Write ``staged`` over the database: online into a ``healthy`` one, else by replacing the file."""
+    if healthy:
         src = sqlite3.connect(str(staged), isolation_level=None)
         dst = _connect(db_path)
         try:
-            if src.execute("PRAGMA page_size").fetchone()[0] != dst.execute("PRAGMA page_size").fetchone()[0]:
+            page_size = int(dst.execute("PRAGMA page_size").fetchone()[0])
+            if int(src.execute("PRAGMA page_size").fetchone()[0]) != page_size:
                 # A WAL database only accepts a backup of its own page size.
                 src.execute("PRAGMA journal_mode = DELETE")
-                src.execute(f"PRAGMA page_size = {int(dst.execute('PRAGMA page_size').fetchone()[0])}")
+                src.execute(f"PRAGMA page_size = {page_size}")
                 src.execute("VACUUM")
             src.backup(dst)
             check = dst.execute("PRAGMA quick_check").fetchone()[0]

@@ -13,7 +13,6 @@ import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -25,17 +24,12 @@ from faceapp.core.errors import DuplicateError, NotFoundError, StoreError
 from faceapp.core.matcher import Gallery
 from faceapp.core.settings import Settings
 from faceapp.core.types import Person
-from faceapp.store.audit import default_actor, write_audit
+from faceapp.store.audit import default_actor, utc_now, write_audit
 from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
 MAX_NAME = 200
-
-
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with offset (what every table stores)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, eq=False)
@@ -100,7 +94,8 @@ class Store:
     """One open database. Thread-safe: a lock serialises use of the connection.
 
     Every change to people, photos, templates and settings appends an audit row in the same
-    transaction, in the name of ``actor`` (set by the App: "cli:alice", "gui:admin"...)."""
+    transaction, in the name of ``actor`` (refined by the CLI and the GUI's admin gate: "cli:alice",
+    "gui:admin"...)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -216,7 +211,7 @@ class Store:
     def add_photos(self, person_id: int, model_id: str, photos: Sequence[NewPhoto]) -> list[int]:
         """Add photos (and their templates) to an existing person, atomically."""
         with self.transaction() as conn:
-            self._require_person(conn, person_id)
+            self.require_person(conn, person_id)
             ids = self._insert_photos(conn, person_id, model_id, photos)
             self.audit("person.add_photos", f"person:{person_id}",
                        {"photos": len(ids), "photo_ids": ids, "model_id": model_id}, conn)
@@ -236,7 +231,8 @@ class Store:
             ids.append(photo_id)
         return ids
 
-    def _require_person(self, conn, person_id: int) -> None:
+    def require_person(self, conn: sqlite3.Connection, person_id: int) -> None:
+        """NotFoundError unless the person exists (``conn``: inside the caller's transaction)."""
         if not conn.execute("SELECT 1 FROM people WHERE id = ?", (person_id,)).fetchone():
             raise NotFoundError(f"no person with id {person_id}")
 
@@ -280,7 +276,7 @@ class Store:
                       department: str | None = None, active: bool | None = None) -> Person:
         """Change a person's details; only the given fields change."""
         with self.transaction() as conn:
-            self._require_person(conn, person_id)
+            self.require_person(conn, person_id)
             before = conn.execute("SELECT name, employee_id, department, active FROM people WHERE id = ?",
                                   (person_id,)).fetchone()
             if name is not None:
@@ -345,8 +341,7 @@ class Store:
     def photos(self, person_id: int | None = None) -> list[PhotoRecord]:
         sql = "SELECT * FROM photos" + (" WHERE person_id = ?" if person_id is not None else "") + " ORDER BY id"
         rows = self.query(sql, (person_id,) if person_id is not None else ())
-        return [PhotoRecord(r["id"], r["person_id"], decode_blob(r["crop"]), r["quality"], r["source"], r["created"])
-                for r in rows]
+        return [_photo_record(r) for r in rows]
 
     def remove_photo(self, photo_id: int) -> None:
         with self.transaction() as conn:
@@ -373,11 +368,11 @@ class Store:
         rows = self.query(
             "SELECT f.* FROM photos f WHERE NOT EXISTS (SELECT 1 FROM templates t WHERE t.photo_id = f.id "
             "AND t.model_id = ?) ORDER BY f.id", (model_id,))
-        return [PhotoRecord(r["id"], r["person_id"], decode_blob(r["crop"]), r["quality"], r["source"], r["created"])
-                for r in rows]
+        return [_photo_record(r) for r in rows]
 
     def add_templates(self, model_id: str, items: Sequence[tuple[int, np.ndarray]]) -> int:
-        """Store recomputed templates as (photo_id, embedding) pairs in one transaction."""
+        """Store recomputed templates as (photo_id, embedding) pairs in one transaction; returns how
+        many were stored (photos deleted meanwhile are skipped)."""
         now = utc_now()
         with self.transaction() as conn:
             stored = 0
@@ -392,7 +387,7 @@ class Store:
             if stored:
                 self.audit("templates.recompute", f"model:{model_id}", {"model_id": model_id, "templates": stored},
                            conn)
-        return len(items)
+        return stored
 
     def template_count(self, model_id: str | None = None) -> int:
         if model_id is None:
@@ -444,6 +439,11 @@ def _settings_changes(stored: dict[str, str], new: dict) -> dict[str, list]:
         elif old != value:
             out[key] = [old, value]
     return out
+
+
+def _photo_record(row: dict) -> PhotoRecord:
+    return PhotoRecord(row["id"], row["person_id"], decode_blob(row["crop"]), row["quality"], row["source"],
+                       row["created"])
 
 
 def _blob(embedding: np.ndarray) -> bytes:
