@@ -12,7 +12,7 @@ from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.service import privacy, security
 from faceapp.store.audit import AuditLog
-from faceapp.store.backup import backup_database, read_backup_info, restore_database
+from faceapp.store.backup import read_backup_info, restore_database
 from faceapp.store.migrations import SCHEMA_VERSION
 
 
@@ -89,8 +89,7 @@ def register(sub) -> None:
 # -- backup & restore -------------------------------------------------------------------------------
 def cmd_backup(args) -> int:
     with open_app(args) as app:
-        info = backup_database(app.paths.db, args.file)
-        app.audit("backup.create", {"path": str(Path(args.file)), "bytes": info.size, **info.counts})
+        info = app.backup(args.file)
     print(f"backed up {info.describe()} to {args.file} ({info.size / 1e6:.1f} MB)")
     return 0
 

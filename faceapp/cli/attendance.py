@@ -274,15 +274,13 @@ def cmd_log_list(args) -> int:
 
 def cmd_log_export(args) -> int:
     with open_app(args) as app:
-        n = attendance.export_entries(app.store, args.output, _query(args, app), bom=args.bom)
-        app.audit("log.export", {"path": str(args.output), "rows": n, "kind": "entries"})
+        n = attendance.export_log(app, "entries", args.output, _query(args, app), bom=args.bom)
     print(f"wrote {n} entries to {args.output}")
     return 0
 
 
 def cmd_log_report(args) -> int:
     with open_app(args) as app:
-        n = attendance.export_report(app.store, args.output, _query(args, app), bom=args.bom)
-        app.audit("log.export", {"path": str(args.output), "rows": n, "kind": "report"})
+        n = attendance.export_log(app, "report", args.output, _query(args, app), bom=args.bom)
     print(f"wrote {n} person-days to {args.output}")
     return 0

@@ -1,8 +1,11 @@
-"""Small file-system helpers shared by the installer and the backup (plain Python)."""
+"""Small file-system helpers shared by the installer, the backup and the exports (plain Python)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -18,3 +21,24 @@ def fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def replacing(dest: Path) -> Iterator[Path]:
+    """Write ``dest`` atomically: yields a temporary path in the same folder; when the block
+    ends normally the file is flushed to disk and renamed over ``dest``, otherwise removed.
+    A crash or a full disk never leaves a half-written file under the final name."""
+    dest = Path(dest)
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(dest.parent)

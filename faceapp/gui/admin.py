@@ -50,7 +50,7 @@ from faceapp.gui.widgets import Index, RecordTableModel
 from faceapp.service import privacy, security
 from faceapp.service.app import App
 from faceapp.store.audit import AuditLog, AuditRecord
-from faceapp.store.backup import backup_database, default_backup_name
+from faceapp.store.backup import default_backup_name
 
 log = logging.getLogger(__name__)
 
@@ -551,8 +551,7 @@ def backup_dialog(parent: QWidget | None, app: App, gate: AdminGate | None = Non
     if not path:
         return None
     try:
-        info = backup_database(app.paths.db, path)
-        app.audit("backup.create", {"path": path, "bytes": info.size, **info.counts})
+        info = app.backup(path)
     except FaceAppError as exc:
         show_message(parent, "Backup failed", str(exc), error=True)
         return None

@@ -353,15 +353,14 @@ class LogPage(QWidget):
 
     def export_csv(self, path: str | Path | None = None) -> int | None:
         """Write every entry the filters select (not just the newest shown) as CSV; returns the count."""
-        return self._export("Export entries", f"entries-{date.today().isoformat()}.csv", path,
-                            attendance.export_entries, "entries")
+        return self._export("Export entries", f"entries-{date.today().isoformat()}.csv", path, "entries")
 
     def export_report(self, path: str | Path | None = None) -> int | None:
         """Write the daily attendance report for the filters' dates, door and person."""
         return self._export("Daily attendance report", f"attendance-{date.today().isoformat()}.csv", path,
-                            attendance.export_report, "report")
+                            "report")
 
-    def _export(self, title: str, suggested: str, path, writer, kind: str) -> int | None:
+    def _export(self, title: str, suggested: str, path, kind: str) -> int | None:
         if not admin_allowed(self, "export the entry log", self.gate):
             return None
         if path is None:
@@ -369,10 +368,9 @@ class LogPage(QWidget):
             if not path:
                 return None
         try:
-            n = writer(self.app.store, path, self.query(limit=None), bom=self.bom_check.isChecked())
+            n = attendance.export_log(self.app, kind, path, self.query(limit=None), bom=self.bom_check.isChecked())
         except FaceAppError as exc:
             self.show_error(str(exc))
             return None
-        self.app.audit("log.export", {"path": str(path), "rows": n, "kind": kind})
         self.status_label.setText(f"{datetime.now():%H:%M:%S} wrote {n} rows to {path}")
         return n

@@ -12,6 +12,7 @@ from faceapp.core.matcher import Gallery
 from faceapp.core.settings import Settings
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
+from faceapp.store.backup import BackupInfo, backup_database
 from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,12 @@ class App:
     def audit(self, action: str, details: dict | None = None, target: str | None = None) -> int:
         """Record an administrative action (export, backup, login...) in the audit log."""
         return self.store.audit(action, target, details)
+
+    def backup(self, path: Path | str) -> BackupInfo:
+        """Back up the database to ``path`` (safe while recognition runs) and audit it."""
+        info = backup_database(self.paths.db, path)
+        self.audit("backup.create", {"path": str(Path(path)), "bytes": info.size, **info.counts})
+        return info
 
     # -- settings -----------------------------------------------------------
     @property

@@ -4,8 +4,6 @@ exports of the log and of the daily report, date filters, and snapshot retention
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -22,6 +20,7 @@ from faceapp.core.csvexport import (
     write_csv,
 )
 from faceapp.core.errors import FaceAppError, ImageError, NotFoundError
+from faceapp.core.fsutil import replacing
 from faceapp.service.app import App
 from faceapp.store.attendance import AttendanceStore, EntryQuery, utc_iso
 from faceapp.store.db import Store
@@ -100,26 +99,15 @@ def write_csv_file(path: Path | str, header: Sequence[str], rows: Iterable[Seque
     """Write a CSV atomically: a temp file in the same folder, flushed, then renamed over ``path``.
     A crash or a full disk never leaves a half-written file under the final name."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FaceAppError(f"folder '{folder}' does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    if not path.parent.is_dir():
+        raise FaceAppError(f"folder '{path.parent}' does not exist")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+        with replacing(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as fh:
             n = write_csv(fh, header, rows, bom)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, PermissionError):
-            raise FaceAppError(f"cannot write '{path}': permission denied (is it open in a spreadsheet?)") from exc
-        if isinstance(exc, OSError):
-            raise FaceAppError(f"cannot write '{path}': {exc.strerror or exc}") from exc
-        raise
+    except PermissionError as exc:
+        raise FaceAppError(f"cannot write '{path}': permission denied (is it open in a spreadsheet?)") from exc
+    except OSError as exc:
+        raise FaceAppError(f"cannot write '{path}': {exc.strerror or exc}") from exc
     return n
 
 
@@ -135,6 +123,17 @@ def export_report(store: Store, path: Path | str, query: EntryQuery = EntryQuery
     """The daily attendance report (first in / last out per person per local day) as CSV."""
     entries = AttendanceStore(store).entries(_chronological(query))
     return write_csv_file(path, REPORT_HEADER, report_csv_rows(daily_attendance(entries, tz)), bom)
+
+
+EXPORTS = {"entries": export_entries, "report": export_report}
+
+
+def export_log(app: App, kind: str, path: Path | str, query: EntryQuery = EntryQuery(), bom: bool = False) -> int:
+    """Write the entries (``kind="entries"``) or the daily report (``"report"``) as CSV and audit
+    the export: every caller, CLI or window, leaves the same audit row. Returns the row count."""
+    n = EXPORTS[kind](app.store, path, query, bom=bom)
+    app.audit("log.export", {"path": str(Path(path)), "rows": n, "kind": kind})
+    return n
 
 
 def _chronological(query: EntryQuery) -> EntryQuery:

@@ -135,7 +135,7 @@ def export_person_data(app: App, person_id: int, dest: Path | str) -> SubjectExp
     nothing half-written under ``dest``. The export itself is audited."""
     dest = Path(dest)
     as_zip = dest.suffix.lower() == ".zip"
-    parent = dest.parent if str(dest.parent) else Path(".")
+    parent = dest.parent
     if not parent.is_dir():
         raise FaceAppError(f"folder '{parent}' does not exist")
     if not as_zip and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from faceapp import __version__
 from faceapp.core.errors import StoreError
-from faceapp.core.fsutil import fsync_dir
+from faceapp.core.fsutil import fsync_dir, replacing
 from faceapp.store.migrations import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -84,49 +84,36 @@ def backup_database(db_path: Path | str, dest: Path | str) -> BackupInfo:
     if _same_file(dest, db_path):
         raise StoreError("the backup cannot overwrite the database itself")
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise StoreError(f"cannot write to '{folder}': {exc.strerror or exc}") from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        _chmod_private(tmp)
-        src = _connect(db_path)
-        try:
-            dst = sqlite3.connect(str(tmp), isolation_level=None)
+        with replacing(dest) as tmp:
+            _chmod_private(tmp)
+            src = _connect(db_path)
             try:
-                src.backup(dst)
-                # The copy carries the source's WAL flag; a backup must be one self-contained file.
-                dst.execute("PRAGMA journal_mode = DELETE")
-                counts = _counts(dst)
-                created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-                schema = _user_version(dst)
-                meta = {"format": BACKUP_FORMAT, "format_version": str(BACKUP_FORMAT_VERSION),
-                        "app_version": __version__, "schema_version": str(schema),
-                        "created": created, **{f"count_{k}": str(v) for k, v in counts.items()}}
-                dst.execute("BEGIN")
-                dst.execute("CREATE TABLE backup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-                dst.executemany("INSERT INTO backup_meta (key, value) VALUES (?, ?)", meta.items())
-                dst.execute("COMMIT")
-                check = dst.execute("PRAGMA integrity_check").fetchone()[0]
-                if check != "ok":
-                    raise StoreError(f"the backup copy failed its integrity check ({check})")
+                dst = sqlite3.connect(str(tmp), isolation_level=None)
+                try:
+                    src.backup(dst)
+                    # The copy carries the source's WAL flag; a backup must be one self-contained file.
+                    dst.execute("PRAGMA journal_mode = DELETE")
+                    counts = _counts(dst)
+                    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    schema = _user_version(dst)
+                    meta = {"format": BACKUP_FORMAT, "format_version": str(BACKUP_FORMAT_VERSION),
+                            "app_version": __version__, "schema_version": str(schema),
+                            "created": created, **{f"count_{k}": str(v) for k, v in counts.items()}}
+                    dst.execute("BEGIN")
+                    dst.execute("CREATE TABLE backup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                    dst.executemany("INSERT INTO backup_meta (key, value) VALUES (?, ?)", meta.items())
+                    dst.execute("COMMIT")
+                    check = dst.execute("PRAGMA integrity_check").fetchone()[0]
+                    if check != "ok":
+                        raise StoreError(f"the backup copy failed its integrity check ({check})")
+                finally:
+                    dst.close()
             finally:
-                dst.close()
-        finally:
-            src.close()
-        _fsync(tmp)
-        os.replace(tmp, dest)
-        fsync_dir(folder)
+                src.close()
     except sqlite3.Error as exc:
-        _unlink(tmp)
         raise StoreError(f"could not back up {db_path}: {exc}") from exc
     except OSError as exc:
-        _unlink(tmp)
         raise StoreError(f"cannot write '{dest}': {exc.strerror or exc}") from exc
-    except BaseException:
-        _unlink(tmp)
-        raise
     log.info("backup written to %s", dest)
     return BackupInfo(dest, BACKUP_FORMAT_VERSION, __version__, schema, created, counts, dest.stat().st_size)
 
@@ -361,8 +348,3 @@ def _unlink(path: Path) -> None:
         pass
     except OSError as exc:
         log.warning("could not remove %s: %s", path, exc)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as fh:
-        os.fsync(fh.fileno())
