@@ -271,3 +271,52 @@ def test_restore_into_a_new_data_folder(two_people, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "previous database" not in out
     assert state(fresh / "faceapp.db")[:3] == state(two_people.paths.db)[:3]
+
+
+def _damage_data_pages(good: Path, bad: Path) -> None:
+    """A copy of ``good`` whose header, schema and backup_meta read fine but some of whose data
+    pages are overwritten: only a full integrity check of the copy can tell."""
+    with sqlite3.connect(good) as conn:
+        page = int(conn.execute("PRAGMA page_size").fetchone()[0])
+        n_pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+    data = bytearray(good.read_bytes())
+    hit = 0
+    for p in range(n_pages // 3, n_pages):
+        trial = bytearray(data)
+        trial[p * page: p * page + 64] = b"\xa5" * 64  # a b-tree or overflow page header
+        bad.write_bytes(bytes(trial))
+        try:
+            read_backup_info(bad)
+        except StoreError:
+            continue  # this page holds the schema or backup_meta: not the case under test
+        data = trial
+        hit += 1
+        if hit == 3:
+            break
+    assert hit, "no data page could be damaged"
+    bad.write_bytes(bytes(data))
+
+
+def test_restore_refuses_a_backup_with_damaged_data_pages(two_people, tmp_path, capsys):
+    """The integrity check runs on the staged copy BEFORE anything is written over the live database."""
+    app = two_people
+    good = backup_database(app.paths.db, tmp_path / "good.faceapp-backup").path
+    bad = tmp_path / "bad.faceapp-backup"
+    _damage_data_pages(good, bad)
+    assert read_backup_info(bad).counts["people"] == 2  # header and backup_meta still read fine
+    before = state(app.paths.db)
+    capsys.readouterr()
+    assert run(app.paths.home, "restore", str(bad), "--yes") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("faceapp: error:") and "\n" not in err and "damaged" in err
+    assert state(app.paths.db) == before
+    with sqlite3.connect(app.paths.db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    # Into a new data folder: nothing damaged is installed there either.
+    fresh = tmp_path / "new machine"
+    assert main(["--home", str(fresh), "restore", str(bad), "--yes"]) == 1
+    db = fresh / "faceapp.db"
+    if db.exists():
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            assert conn.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 0
