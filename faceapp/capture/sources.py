@@ -14,7 +14,6 @@ import re
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from faceapp.capture.images import IMAGE_SUFFIXES, iter_image_files, load_image
 from faceapp.core.errors import FaceAppError, ImageError
 from faceapp.core.image import to_bgr8
+from faceapp.core.redact import redact_url
 
 __all__ = [
     "ArraySource",
@@ -229,7 +229,7 @@ class StreamSource(_CaptureSource):
     def __init__(self, url: str) -> None:
         super().__init__()
         self.url = url
-        self.description = f"stream {_redact(url)}"
+        self.description = f"stream {redact_url(url)}"
         self.fps = None
 
     def open(self) -> None:
@@ -682,18 +682,3 @@ class ResilientSource:
 
 def _message(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, fit for logs and the GUI."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.password is None and parts.username is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.password is not None else f"{parts.username}@"
-    return urllib.parse.urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))

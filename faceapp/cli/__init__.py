@@ -13,6 +13,7 @@ import sys
 
 from faceapp import __version__
 from faceapp.core.errors import FaceAppError
+from faceapp.core.redact import install_log_redaction, redact_text
 
 COMMAND_MODULES = [
     "faceapp.cli.models",
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         if args.command is None:
             from faceapp.gui.main import run_gui
@@ -52,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_gui(args)
         return int(args.func(args) or 0)
     except FaceAppError as exc:
-        print(f"faceapp: error: {exc}", file=sys.stderr)
+        print(f"faceapp: error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("faceapp: interrupted", file=sys.stderr)

@@ -42,3 +42,11 @@ def replacing(dest: Path) -> Iterator[Path]:
             tmp.unlink()
         raise
     fsync_dir(dest.parent)
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by the owner only (mode 0600)."""
+    path = Path(path)
+    with replacing(path) as tmp:
+        os.chmod(tmp, 0o600)
+        tmp.write_text(text, encoding="utf-8")

@@ -74,7 +74,7 @@ class MainWindow(QMainWindow):
         self.door = door
         self.reception = False
         self._loop = bool(app.settings.loop_video)
-        self._camera: CameraSpec = camera if camera is not None else app.settings.camera
+        self._camera: CameraSpec = camera if camera is not None else app.camera_spec()
         self._frames: LatestSlot[Frame] = LatestSlot()
         self._results: LatestSlot[Recognized] = LatestSlot()
         self.capture_worker: CaptureWorker | None = None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from faceapp.core.fsutil import write_private_text
 from faceapp.core.matcher import Gallery
+from faceapp.core.redact import MASK, has_secret, redact_url
 from faceapp.core.settings import Settings
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
@@ -18,6 +21,7 @@ from faceapp.store.db import Store
 log = logging.getLogger(__name__)
 
 DB_NAME = "faceapp.db"
+CAMERA_SECRETS_NAME = "camera-secrets.json"
 
 
 def default_home() -> Path:
@@ -48,6 +52,10 @@ class HomePaths:
     @property
     def models(self) -> Path:
         return self.home / "models"
+
+    @property
+    def camera_secrets(self) -> Path:
+        return self.home / CAMERA_SECRETS_NAME
 
     def create(self) -> None:
         """Create the data folder if missing, readable by its owner only: face crops and templates
@@ -92,12 +100,35 @@ class App:
         return new
 
     def save_settings(self, settings: Settings) -> None:
+        """Persist ``settings``. A camera address with a password is stored redacted; its full
+        form goes to the owner-only file ``camera-secrets.json`` (see :meth:`camera_spec`)."""
+        if has_secret(settings.camera):
+            self._remember_camera_secret(settings.camera)
+            settings = replace(settings, camera=redact_url(settings.camera))
         pack_changed = settings.pack != self._settings.pack
         self.store.save_settings(settings)
         self._settings = settings
         if pack_changed:
             self._engine = None
             self.invalidate_gallery()
+
+    def camera_spec(self, spec: str | None = None) -> str:
+        """The camera address to open for ``spec`` (default: the settings' camera): a redacted
+        address saved by :meth:`save_settings` comes back with its secret."""
+        spec = self._settings.camera if spec is None else spec
+        return self._camera_secrets().get(spec, spec) if isinstance(spec, str) and MASK in spec else spec
+
+    def _camera_secrets(self) -> dict[str, str]:
+        try:
+            data = json.loads(self.paths.camera_secrets.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _remember_camera_secret(self, url: str) -> None:
+        secrets = self._camera_secrets()
+        secrets[redact_url(url)] = url
+        write_private_text(self.paths.camera_secrets, json.dumps(secrets, indent=1))
 
     @property
     def model_id(self) -> str:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from faceapp.core.redact import redact_text, redact_value
+
 if TYPE_CHECKING:
     from faceapp.store.db import Store
 
@@ -91,9 +93,10 @@ def utc_now() -> str:
 def write_audit(conn: sqlite3.Connection, actor: str, action: str, target: str | None = None,
                 details: dict[str, Any] | None = None) -> int:
     """Append one row using ``conn`` (call inside the transaction of the change it records)."""
-    text = json.dumps(details or {}, ensure_ascii=False, sort_keys=True, default=str)
+    # Secrets in URLs (camera addresses) never reach the append-only log: it cannot be cleaned later.
+    text = json.dumps(redact_value(details or {}), ensure_ascii=False, sort_keys=True, default=str)
     cur = conn.execute("INSERT INTO audit (time, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
-                       (utc_now(), actor or "unknown", action, target, text))
+                       (utc_now(), actor or "unknown", action, redact_text(target) if target else target, text))
     return int(cur.lastrowid)
 
 
