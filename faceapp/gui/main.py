@@ -35,6 +35,7 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.people_page import install_people_page; install_people_page(window, app)  # noqa: E702
     from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window, gate=window.admin_gate))  # noqa: E702,E501
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
+    from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702
     audit = window.tabs.indexOf(window.page("Audit log"))
     window.tabs.tabBar().moveTab(audit, window.tabs.count() - 1)  # the gate came first; its page goes last
 
@@ -63,6 +64,9 @@ def run_gui(args) -> int:
         QMessageBox.critical(None, "faceapp", f"Cannot open the data folder:\n{exc}")
         raise
     try:
+        from faceapp.gui.first_run import run_first_start
+
+        run_first_start(app)  # no models yet: explain the packs and install one
         window = build_main_window(app, camera=args.camera, reception=bool(args.reception), start=False)
         window.show()
         # Workers start once the window is on screen: it appears at once, models load behind it.
