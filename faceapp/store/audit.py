@@ -13,33 +13,15 @@ backups, restores, retention purges, logins) call :meth:`faceapp.service.app.App
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import sqlite3
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, Sequence
 
 from faceapp.core.redact import redact_text, redact_value
-
-if TYPE_CHECKING:
-    from faceapp.store.db import Store
+from faceapp.store.common import default_actor, os_user, utc_now  # noqa: F401 (re-exported)
 
 AUDIT_HEADER = ("time", "actor", "action", "target", "details", "id")
-
-
-def default_actor(prefix: str = "local") -> str:
-    """Who is acting when nobody said otherwise: $FACEAPP_ACTOR, else ``<prefix>:<os user>``."""
-    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"{prefix}:{os_user()}"
-
-
-def os_user() -> str:
-    """The login name of the process (a uid when the system has no name for it)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 @dataclass(frozen=True)
@@ -85,9 +67,6 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def utc_now() -> str:
-    """Current UTC time as ISO 8601 with offset (what every table stores)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
 def write_audit(conn: sqlite3.Connection, actor: str, action: str, target: str | None = None,
@@ -100,10 +79,14 @@ def write_audit(conn: sqlite3.Connection, actor: str, action: str, target: str |
     return int(cur.lastrowid)
 
 
-class AuditLog:
-    """Reading the audit rows of one open store."""
+class _Queryable(Protocol):
+    def query(self, sql: str, params: Sequence | dict = ()) -> list[dict]: ...
 
-    def __init__(self, store: Store) -> None:
+
+class AuditLog:
+    """Reading the audit rows of one open store (anything with ``query``, e.g. ``Store``)."""
+
+    def __init__(self, store: _Queryable) -> None:
         self.store = store
 
     def records(self, action: str | None = None, target: str | None = None, since: str | None = None,
