@@ -18,6 +18,7 @@ import sqlite_utils
 
 from faceapp.core.errors import StoreError
 from faceapp.store.audit import write_audit
+from faceapp.store.backup import backup_database, default_backup_name
 from faceapp.store.blobs import decode_blob, encode_jpeg, encode_png  # noqa: F401 (re-exported)
 from faceapp.store.common import MAX_NAME, clean_name, default_actor, utc_now  # noqa: F401 (re-exported)
 from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
@@ -26,6 +27,7 @@ from faceapp.store.settings_rows import SettingsMixin
 
 log = logging.getLogger(__name__)
 
+SAFETY_FOLDER = "backups"  # beside the database; `faceapp restore` keeps its copies there too
 
 class Store(PeopleMixin, SettingsMixin):
     """One open database. Thread-safe: a lock serialises use of the connection.
@@ -89,11 +91,31 @@ class Store(PeopleMixin, SettingsMixin):
             raise StoreError(
                 f"{self.path} was written by a newer faceapp (schema {version}, this one knows "
                 f"{SCHEMA_VERSION}); upgrade faceapp or use another --home")
+        if 0 < version < SCHEMA_VERSION and str(self.path) != ":memory:":
+            self._safety_copy(version)
         for i in range(version, SCHEMA_VERSION):
             with self.transaction() as conn:
+                # Another process opening the same old database may have migrated it meanwhile.
+                if int(conn.execute("PRAGMA user_version").fetchone()[0]) > i:
+                    continue
                 MIGRATIONS[i](conn)
                 conn.execute(f"PRAGMA user_version = {i + 1}")
             log.info("database migrated to schema %d", i + 1)
+
+    def _safety_copy(self, version: int) -> Path:
+        """Before an upgrade changes the schema: a restorable backup in ``<home>/backups/``."""
+        folder = self.path.parent / SAFETY_FOLDER
+        dest = folder / default_backup_name(prefix=f"before-upgrade-schema{version}")
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            backup_database(self.path, dest)
+        except (OSError, StoreError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise StoreError(f"cannot keep a copy of {self.path} before upgrading it ({reason}); "
+                             f"nothing was changed") from exc
+        log.warning("database upgrade from schema %d to %d: a copy of the old one is in %s",
+                    version, SCHEMA_VERSION, dest)
+        return dest
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
