@@ -59,12 +59,18 @@ make_venv() {
 # otherwise the official source is downloaded - that only happens here, when set-up is run.
 install_models() {
     local faceapp="$VENV/bin/faceapp"
-    if "$faceapp" models verify --pack buffalo_sc >/dev/null 2>&1; then
-        return 0
-    fi
     local src="${FACEAPP_MODELS_FROM:-}"
     if [ -z "$src" ] && [ -d "$REPO/../shared/models" ]; then
         src="$REPO/../shared/models"
+    fi
+    # The optional liveness pack (doors set to passive/challenge): only from a local source, it has
+    # no download; without it everything else works.
+    if [ -n "$src" ] && ! "$faceapp" models verify --pack minifasnet >/dev/null 2>&1; then
+        "$faceapp" models install --pack minifasnet --from "$src" >/dev/null 2>&1 \
+            || log "liveness pack minifasnet not found in $src: doors cannot require liveness"
+    fi
+    if "$faceapp" models verify --pack buffalo_sc >/dev/null 2>&1; then
+        return 0
     fi
     if [ -n "$src" ]; then
         "$faceapp" models install --pack buffalo_sc --from "$src"

@@ -45,11 +45,12 @@ def faces_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """A models folder with buffalo_sc and opencv installed by our own installer from ../shared/models."""
+    """A models folder with buffalo_sc, opencv and the minifasnet liveness pack installed by our own
+    installer from ../shared/models."""
     from faceapp.engine.installer import install_pack
 
     d = tmp_path_factory.mktemp("models")
-    for pack in ("buffalo_sc", "opencv"):
+    for pack in ("buffalo_sc", "opencv", "minifasnet"):
         install_pack(pack, d, source=SHARED / "models")
     return d
 
@@ -62,6 +63,14 @@ def engine(models_dir):
     return FaceEngine(EngineConfig(pack="buffalo_sc", models_dir=models_dir)).prepare()
 
 
+@pytest.fixture(scope="session")
+def liveness(models_dir, engine):
+    """The MiniFASNet liveness scorer, loaded once, sharing the engine's run lock as the App does."""
+    from faceapp.engine.liveness import LivenessConfig, LivenessScorer
+
+    return LivenessScorer(LivenessConfig.from_pack(models_dir), run_lock=engine.run_lock).prepare()
+
+
 @pytest.fixture
 def home(tmp_path, models_dir) -> Path:
     """A fresh data folder whose models/ points at the session's installed models."""
@@ -72,11 +81,11 @@ def home(tmp_path, models_dir) -> Path:
 
 
 @pytest.fixture
-def app(home, engine):
-    """A fresh App (new database and settings) sharing the session's loaded engine."""
+def app(home, engine, liveness):
+    """A fresh App (new database and settings) sharing the session's loaded engine and liveness scorer."""
     from faceapp.service.app import App
 
-    a = App(home, engine=engine)
+    a = App(home, engine=engine, liveness=liveness)
     yield a
     a.close()
 

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "faceapp.cli.people",
     "faceapp.cli.attendance",
     "faceapp.cli.evaluate",
+    "faceapp.cli.liveness",
     "faceapp.cli.admin",
 ]
 

@@ -20,7 +20,10 @@ def register(sub) -> None:
         description="Split the people into known (first K photos enrolled in memory, the rest probed) and "
                     "unknown (probed only) and report rank-1, FNIR at FPIR 1%%/5%%, EER and the error rates "
                     "at the threshold in use. Nothing is written to your database.")
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="folder of people (same names in several folders = one person)")
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="folder of people (same names in several folders = one person)")
+    p.add_argument("--liveness", nargs=2, metavar=("DIR_REAL", "DIR_FAKE"),
+                   help="instead: APCER/BPCER/ACER of the liveness models on photos of real faces and of attacks "
+                        "(photos or screens shown to a camera), at the liveness threshold in the settings")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", metavar="FILE.png", help="save distance histograms and the DET curve (needs faceapp[plot])")
     p.add_argument("--enroll", type=int, default=3, metavar="K", help="photos enrolled per known person (default 3)")
@@ -85,6 +88,10 @@ def cmd_evaluate(args) -> int:
         TABLE_HEADER, EvalConfig, Evaluator, format_report, format_table_row, save_plot)
 
     settings = _settings(args)
+    if args.liveness:
+        return _evaluate_liveness(args, settings)
+    if not args.dirs:
+        raise FaceAppError("give at least one folder of people (or --liveness DIR_REAL DIR_FAKE)")
     packs = _list(args.model, settings.pack, list(CATALOG), "model pack")
     aggs = _list(args.aggregate, settings.aggregate, AGGREGATES, "aggregation")
     if args.enroll < 1:
@@ -117,6 +124,29 @@ def cmd_evaluate(args) -> int:
         print(TABLE_HEADER)
         for r in results:
             print(format_table_row(r))
+    return 0
+
+
+def _evaluate_liveness(args, settings: Settings) -> int:
+    from faceapp.engine.engine import EngineConfig, FaceEngine
+    from faceapp.engine.liveness import LivenessConfig, LivenessScorer
+    from faceapp.service.liveness import evaluate_liveness
+
+    if args.dirs:
+        raise FaceAppError("--liveness takes its two folders itself; leave out the other DIR arguments")
+    models = _models_dir(args)
+    engine = FaceEngine(EngineConfig(pack=settings.pack, models_dir=models, providers=tuple(settings.providers),
+                                     threads=settings.threads, det_threshold=settings.det_threshold,
+                                     det_max_side=settings.det_max_side)).prepare()
+    scorer = LivenessScorer(LivenessConfig.from_pack(models, providers=tuple(settings.providers)),
+                            run_lock=engine.run_lock).prepare()
+    threshold = settings.liveness_threshold
+    result = evaluate_liveness(engine, scorer, args.liveness[0], args.liveness[1], threshold,
+                               progress=Progress("liveness"))
+    if args.json:
+        print_json(result.to_dict())
+    else:
+        print(result.describe())
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from faceapp.cli.common import Progress, home_paths, open_app
-from faceapp.engine.catalog import CATALOG, get_pack
+from faceapp.engine.catalog import CATALOG, LIVENESS_PACK, all_packs, find_pack, get_pack
 from faceapp.engine.installer import install_pack, list_packs, verify_pack
 from faceapp.service.templates import template_status
 
@@ -14,7 +14,8 @@ def register(sub) -> None:
     models = sub.add_parser("models", help="install, check and choose face models")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     p = msub.add_parser("install", help="install a model pack (verified against its sha256)")
-    p.add_argument("--pack", default=None, help=f"one of: {', '.join(CATALOG)} (default: the configured pack)")
+    p.add_argument("--pack", default=None, help=f"one of: {', '.join(all_packs())} (default: the configured pack; "
+                        f"{LIVENESS_PACK} is the optional liveness pack for doors that require it)")
     p.add_argument("--from", dest="source", metavar="PATH",
                    help="local folder or .zip with the model files (offline install); "
                         "without it the official source is downloaded")
@@ -30,7 +31,7 @@ def register(sub) -> None:
 
 
 def _licence_line(name: str) -> str:
-    pack = get_pack(name)
+    pack = find_pack(name)
     use = "commercial use allowed" if pack.commercial_use else "NOT for commercial use"
     return f"licence of '{name}': {pack.licence} ({use})"
 
@@ -40,7 +41,7 @@ def cmd_install(args) -> int:
         with open_app(args) as app:
             pack = app.settings.pack
     else:
-        pack = get_pack(args.pack).name
+        pack = find_pack(args.pack).name
     paths = home_paths(args)
     paths.create()
     print(_licence_line(pack), file=sys.stderr)
@@ -55,11 +56,12 @@ def cmd_list(args) -> int:
         active = app.settings.pack
         models = app.paths.models
     for st in list_packs(models):
-        mark = "*" if st.name == active else " "
+        mark = "*" if st.name == active else ("L" if st.backend == "liveness" else " ")
         state = "installed" if st.ok else ("DAMAGED (run: faceapp models verify)" if st.installed else "not installed")
         licence = "commercial use OK" if st.commercial_use else "non-commercial research only"
         print(f"{mark} {st.name:<11} {st.size / 1e6:6.1f} MB  {state:<14} {licence}  - {st.description}")
-    print("(* = pack used for recognition; change with: faceapp models use PACK)")
+    print("(* = pack used for recognition; change with: faceapp models use PACK. "
+          "L = liveness pack, used by doors set to passive or challenge)")
     return 0
 
 
@@ -69,7 +71,7 @@ def cmd_verify(args) -> int:
         reports = [verify_pack(args.pack, models)]
     else:
         # Installed as list_packs counts it: no file missing (damaged ones included).
-        reports = [rep for rep in (verify_pack(name, models) for name in CATALOG) if not rep.missing]
+        reports = [rep for rep in (verify_pack(name, models) for name in all_packs()) if not rep.missing]
     if not reports:
         print("no model pack is installed; install one with: faceapp models install --from PATH")
         return 1

@@ -43,6 +43,10 @@ class Settings:
     min_margin: float = 0.05
     cooldown_seconds: float = 60.0
     reembed_every: int = 5
+    # Liveness at doors that require it (see faceapp.core.liveness)
+    liveness_threshold: float = 0.5    # fused "real" share of the MiniFASNet models, 0..1
+    liveness_frames: int = 5           # judged frames a track's liveness verdict is the median of
+    challenge_seconds: float = 8.0     # time a person has to turn the head left and right
     # Privacy
     snapshot_retention_days: int = 30
     entry_retention_days: int = 0      # 0 = keep entries forever

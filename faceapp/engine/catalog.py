@@ -21,7 +21,7 @@ class ModelFile:
     """One ONNX file of a pack and where its official copy lives."""
 
     name: str
-    role: str  # "detector" | "recognizer"
+    role: str  # "detector" | "recognizer" | "liveness_<scale>"
     sha256: str  # "" when no hash is published: the installer then checks the size only
     size: int
     url: str | None  # the file itself, or the zip that contains it
@@ -177,10 +177,91 @@ CATALOG: dict[str, ModelPack] = {
 DEFAULT_PACK = "buffalo_sc"
 
 
+@dataclass(frozen=True)
+class LivenessModel:
+    """One anti-spoofing model and the crop it was trained on: the detector's face box scaled by
+    ``scale`` about its centre, resized to ``input_size`` square (BGR, 0..255)."""
+
+    file: ModelFile
+    scale: float
+    input_size: int = 80
+
+
+@dataclass(frozen=True)
+class LivenessPack:
+    """An optional pack of passive liveness (anti-spoofing) models whose verdicts are fused."""
+
+    name: str
+    models: tuple[LivenessModel, ...]
+    licence: str
+    commercial_use: bool
+    source: str
+    description: str
+    backend: str = "liveness"
+    recognizer_id: str = ""
+
+    @property
+    def files(self) -> tuple[ModelFile, ...]:
+        return tuple(m.file for m in self.models)
+
+    @property
+    def size(self) -> int:
+        return sum(f.size for f in self.files)
+
+
+def _minifasnet(name: str, sha256: str, size: int, scale: float) -> LivenessModel:
+    # No official ONNX download exists (the original repository ships .pth files): a site installs
+    # these from a local folder or zip, so there is no URL to fetch.
+    return LivenessModel(ModelFile(name=name, role=f"liveness_{scale}", sha256=sha256, size=size, url=None),
+                         scale=scale)
+
+
+LIVENESS_PACK = "minifasnet"
+LIVENESS_CATALOG: dict[str, LivenessPack] = {
+    LIVENESS_PACK: LivenessPack(
+        name=LIVENESS_PACK,
+        models=(
+            _minifasnet("minifasnet_v2_2.7_80x80.onnx",
+                        "4433e871ef03f6c4c13de1757e63dcd69db14b6d7d9cff2319cb274c0f6dbecb", 1_750_284, 2.7),
+            _minifasnet("minifasnet_v1se_4.0_80x80.onnx",
+                        "a8e67ffbaf39fa74c3b2ed673b530fcfb2f47379d0f26a52b71c2fc6473ec20f", 1_750_909, 4.0),
+        ),
+        licence="Apache-2.0",
+        commercial_use=True,
+        source="minivision-ai/Silent-Face-Anti-Spoofing @b6d5f04 (ONNX export of "
+        "2.7_80x80_MiniFASNetV2.pth and 4_0_0_80x80_MiniFASNetV1SE.pth); install from a local folder or zip",
+        description="Silent-Face MiniFASNetV2 (2.7x crop) + MiniFASNetV1SE (4.0x crop): passive liveness "
+        "(photo / screen attacks) for doors that require it. Optional.",
+    ),
+}
+
+AnyPack = ModelPack | LivenessPack
+
+
+def _unknown(name: str) -> ModelError:
+    choices = ", ".join([*CATALOG, *LIVENESS_CATALOG])
+    return ModelError(f"unknown model pack {name!r}; choose one of: {choices}")
+
+
 def get_pack(name: str) -> ModelPack:
-    """The catalogue entry called ``name``; ModelError if there is none."""
+    """The recognition pack called ``name``; ModelError if there is none."""
     try:
         return CATALOG[name]
     except KeyError:
-        choices = ", ".join(CATALOG)
-        raise ModelError(f"unknown model pack {name!r}; choose one of: {choices}") from None
+        if name in LIVENESS_CATALOG:
+            raise ModelError(f"'{name}' is a liveness pack, not a recognition pack; "
+                             f"choose one of: {', '.join(CATALOG)}") from None
+        raise _unknown(name) from None
+
+
+def find_pack(name: str) -> AnyPack:
+    """Any catalogue pack (recognition or liveness) called ``name``; ModelError if there is none."""
+    pack = CATALOG.get(name) or LIVENESS_CATALOG.get(name)
+    if pack is None:
+        raise _unknown(name)
+    return pack
+
+
+def all_packs() -> dict[str, AnyPack]:
+    """Every pack faceapp can install: recognition packs first, then the optional liveness pack."""
+    return {**CATALOG, **LIVENESS_CATALOG}

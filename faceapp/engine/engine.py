@@ -80,6 +80,12 @@ class FaceEngine:
         return self.pack.recognizer_id
 
     @property
+    def run_lock(self) -> threading.Lock:
+        """Held while a model runs; other models of the app (liveness) share it so that only one
+        model at a time uses the CPU's threads."""
+        return self._run_lock
+
+    @property
     def embedding_dim(self) -> int:
         return self.pack.embedding_dim
 

@@ -28,7 +28,7 @@ from typing import BinaryIO
 
 from faceapp.core.errors import ModelError
 from faceapp.core.fsutil import fsync_dir
-from faceapp.engine.catalog import CATALOG, ModelFile, ModelPack, get_pack
+from faceapp.engine.catalog import AnyPack, ModelFile, all_packs, find_pack
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ def install_pack(
     """Install ``pack_name`` into ``models_dir/<pack>/`` from a folder, a .zip, or (None) the
     official download URLs. Every file is checked before it is placed; on any error nothing of
     this run is left in the pack folder."""
-    pack = get_pack(pack_name)
+    pack = find_pack(pack_name)
     pack_dir = Path(models_dir).expanduser() / pack.name
     created = not pack_dir.exists()
     try:
@@ -167,7 +167,7 @@ def install_pack(
 
 
 def _install(
-    pack: ModelPack, pack_dir: Path, source: Path | str | None, progress: Progress | None
+    pack: AnyPack, pack_dir: Path, source: Path | str | None, progress: Progress | None
 ) -> InstallReport:
     _remove_stale_parts(pack_dir)
 
@@ -230,7 +230,7 @@ def _install(
 
 def verify_pack(pack_name: str, models_dir: Path) -> VerifyReport:
     """Check every file of an installed pack against the catalogue (hashes cached by mtime)."""
-    pack = get_pack(pack_name)
+    pack = find_pack(pack_name)
     pack_dir = Path(models_dir).expanduser() / pack.name
     cache = _HashCache(pack_dir)
     files = tuple(_check_file(pack_dir, mf, cache) for mf in pack.files)
@@ -239,7 +239,7 @@ def verify_pack(pack_name: str, models_dir: Path) -> VerifyReport:
 
 
 def require_pack(pack_name: str, models_dir: Path) -> dict[str, Path]:
-    """Paths by role ("detector", "recognizer") of a verified pack; ModelError with the
+    """Paths by role ("detector", "recognizer"; "liveness_<scale>" for a liveness pack) of a verified pack; ModelError with the
     command that fixes it otherwise. Never downloads."""
     report = verify_pack(pack_name, models_dir)
     if report.ok:
@@ -260,7 +260,7 @@ def require_pack(pack_name: str, models_dir: Path) -> dict[str, Path]:
 def list_packs(models_dir: Path) -> list[PackStatus]:
     """Every catalogue pack with its install state under ``models_dir``."""
     rows = []
-    for name, pack in CATALOG.items():
+    for name, pack in all_packs().items():
         report = verify_pack(name, models_dir)
         rows.append(
             PackStatus(
@@ -385,7 +385,7 @@ _Staged = tuple[ModelFile, Path, str, str]  # (file, temp path, origin, sha256)
 
 
 def _stage(
-    pack: ModelPack,
+    pack: AnyPack,
     mf: ModelFile,
     stream: BinaryIO,
     origin: str,
@@ -464,7 +464,7 @@ def _resolve_source(source: Path | str) -> Path:
 
 
 def _stage_from_folder(
-    pack: ModelPack,
+    pack: AnyPack,
     todo: list[ModelFile],
     root: Path,
     pack_dir: Path,
@@ -534,7 +534,7 @@ def _find_in_folder(root: Path, pack_name: str, files: Iterable[ModelFile]) -> d
 
 
 def _stage_from_zip(
-    pack: ModelPack,
+    pack: AnyPack,
     todo: list[ModelFile],
     zip_path: Path,
     pack_dir: Path,
@@ -601,7 +601,7 @@ def _find_in_zip(
 
 
 def _stage_from_network(
-    pack: ModelPack,
+    pack: AnyPack,
     todo: list[ModelFile],
     pack_dir: Path,
     temps: list[Path],

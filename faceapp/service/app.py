@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,8 +15,10 @@ from faceapp.core.fsutil import write_private_text
 from faceapp.core.matcher import Gallery
 from faceapp.core.redact import MASK, has_secret, redact_url
 from faceapp.core.settings import Settings
-from faceapp.engine.catalog import get_pack
+from faceapp.engine.catalog import LIVENESS_PACK, get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
+from faceapp.engine.installer import verify_pack
+from faceapp.engine.liveness import LivenessConfig, LivenessScorer
 from faceapp.store.backup import BackupInfo, backup_database
 from faceapp.store.db import Store
 
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "faceapp.db"
 CAMERA_SECRETS_NAME = "camera-secrets.json"
+LIVENESS_RECHECK_SECONDS = 5.0
 
 
 def default_home() -> Path:
@@ -68,13 +73,16 @@ class HomePaths:
 class App:
     """Opens the store on construction; loads the engine only when first needed."""
 
-    def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None) -> None:
+    def __init__(self, home: Path | str | None = None, engine: FaceEngine | None = None,
+                 liveness: LivenessScorer | None = None) -> None:
         self.paths = HomePaths.of(home)
         self.paths.create()
         self.store = Store(self.paths.db)
         self._settings = self.store.load_settings()
         self._engine = engine
         self._engine_lock = threading.Lock()
+        self._liveness = liveness
+        self._liveness_checked = -math.inf
         self._gallery: Gallery | None = None
         self._gallery_lock = threading.Lock()
 
@@ -156,6 +164,29 @@ class App:
                 self._engine = FaceEngine(self.engine_config())
             engine = self._engine
         return engine.prepare()
+
+    @property
+    def liveness_installed(self) -> bool:
+        """Is the optional liveness pack installed (whether intact or not)?"""
+        return self._liveness is not None or not verify_pack(LIVENESS_PACK, self.paths.models).missing
+
+    def liveness(self) -> LivenessScorer | None:
+        """The prepared liveness scorer, or None while the optional pack is not installed (looked
+        for again every few seconds, so installing it needs no restart). A damaged pack is a ModelError."""
+        if self._liveness is None:
+            now = time.monotonic()
+            if now - self._liveness_checked < LIVENESS_RECHECK_SECONDS:
+                return None
+            report = verify_pack(LIVENESS_PACK, self.paths.models)
+            if len(report.missing) == len(report.files):
+                self._liveness_checked = now
+                return None
+            lock = self.engine.run_lock   # one model at a time on the CPU, whichever model it is
+            with self._engine_lock:
+                if self._liveness is None:
+                    config = LivenessConfig.from_pack(self.paths.models, providers=tuple(self._settings.providers))
+                    self._liveness = LivenessScorer(config, run_lock=lock)
+        return self._liveness.prepare()
 
     # -- gallery --------------------------------------------------------------
     def gallery(self) -> Gallery:
