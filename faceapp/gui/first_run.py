@@ -45,7 +45,7 @@ _INTRO = (
 
 def models_missing(app: App) -> bool:
     """True when no recognition pack is installed in the data folder (the first start)."""
-    return not any(st.installed for st in list_packs(app.paths.models) if _recognition_pack(CATALOG[st.name]))
+    return not any(st.installed for st in list_packs(app.paths.models) if st.name in CATALOG and _recognition_pack(CATALOG[st.name]))
 
 
 def _recognition_pack(pack: ModelPack) -> bool:
@@ -139,7 +139,7 @@ class ModelSetupDialog(QDialog):
 
     # -- the table ----------------------------------------------------------------
     def _fill(self) -> None:
-        rows = [st for st in list_packs(self.app.paths.models) if _recognition_pack(CATALOG[st.name])]
+        rows = [st for st in list_packs(self.app.paths.models) if st.name in CATALOG and _recognition_pack(CATALOG[st.name])]
         self.table.setRowCount(len(rows))
         preferred = self.app.settings.pack
         select = 0
