@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 from conftest import person_photos  # noqa: E402
 from faceapp.capture.sources import ArraySource  # noqa: E402
 from faceapp.cli import main as cli_main  # noqa: E402
-from faceapp.gui import admin, main_window, people_page  # noqa: E402
+from faceapp.gui import admin, camera_menu, people_page  # noqa: E402
 from faceapp.gui.admin import AdminGate, PasswordDialog  # noqa: E402
 from faceapp.gui.people_page import DeleteChoice, PeoplePage  # noqa: E402
 from faceapp.service import security  # noqa: E402
@@ -140,8 +140,10 @@ def test_threshold_slider_needs_the_password_and_snaps_back(qtbot, app):
     gate.run_dialog = script
     qtbot.keyClick(slider, Qt.Key.Key_Right)
     slider.triggerAction(slider.SliderAction.SliderPageStepAdd)  # a click on the groove
-    slider.setSliderDown(True)  # a drag of the handle
+    slider.setSliderDown(True)  # a drag of the handle: asked on release, not mid-drag (issue #12)
     slider.setSliderPosition(units + 20)
+    assert len(script.shown) == 2 and slider.value() == units
+    slider.setSliderDown(False)
     assert len(script.shown) == 3 and not slider.isSliderDown()
     assert slider.value() == units and window.threshold == pytest.approx(before)
     window.save_threshold()
@@ -208,7 +210,7 @@ def test_leaving_reception_needs_the_password(qtbot, app):
 @gui
 def test_camera_menu_needs_the_password(qtbot, app, monkeypatch):
     window, gate = make_window(qtbot, app)
-    monkeypatch.setattr(main_window.QInputDialog, "getInt",
+    monkeypatch.setattr(camera_menu.QInputDialog, "getInt",
                         staticmethod(lambda *a, **k: pytest.fail("asked for a webcam before the password")))
     camera_actions = {a.text(): a for a in window.camera_menu.actions()}
     loop = app.settings.loop_video

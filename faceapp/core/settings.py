@@ -51,6 +51,7 @@ class Settings:
     snapshot_retention_days: int = 30
     entry_retention_days: int = 0      # 0 = keep entries forever
     reception_mode: bool = False
+    window_geometry: str = ""  # the main window's last geometry (Qt saveGeometry, hex)
 
     def threshold_for(self, model_id: str) -> float:
         """Threshold for a recognition model (its stored value, else the measured default)."""

@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDialog,
@@ -579,11 +579,10 @@ def install_admin(window, app: App, unlock_minutes: float = UNLOCK_MINUTES) -> A
         menu.addAction(action)
         window.add_admin_action(action)
     menu.addSeparator()
-    lock_action = QAction("&Lock administrator actions", window)
-    lock_action.setShortcut(QKeySequence("Ctrl+L"))
-    lock_action.triggered.connect(gate.lock)
-    menu.addAction(lock_action)
-    window.add_admin_action(lock_action)
+    from faceapp.gui.lock_state import LockState  # it builds on AdminGate (this module)
+    window.lock_state = LockState(window, gate)
+    menu.addAction(window.lock_state.lock_action)
+    window.add_admin_action(window.lock_state.lock_action)  # reception mode is locked anyway
 
     tabs = window.tabs
 

@@ -170,14 +170,18 @@ class LogPage(QWidget):
         self.status_label = QLabel(self)
         self.status_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
 
-        filters = QHBoxLayout()
-        for text, w in (("From", self.from_edit), ("To", self.to_edit), ("Person", self.person_box),
-                        ("Door", self.door_box), ("Decision", self.decision_box)):
-            label = QLabel(text, self)
-            label.setBuddy(w)
-            filters.addWidget(label)
-            filters.addWidget(w)
-        filters.addStretch(1)
+        # Two rows: the window must fit an 800-pixel-wide screen.
+        filters = QVBoxLayout()
+        for row in ((("From", self.from_edit), ("To", self.to_edit), ("Decision", self.decision_box)),
+                    (("Person", self.person_box), ("Door", self.door_box))):
+            part = QHBoxLayout()
+            for text, w in row:
+                label = QLabel(text, self)
+                label.setBuddy(w)
+                part.addWidget(label)
+                part.addWidget(w)
+            part.addStretch(1)
+            filters.addLayout(part)
         side = QVBoxLayout()
         side.addWidget(self.snapshot_label)
         side.addWidget(self.detail_label)
