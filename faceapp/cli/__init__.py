@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "faceapp.cli.evaluate",
     "faceapp.cli.liveness",
     "faceapp.cli.admin",
+    "faceapp.cli.selftest",
 ]
 
 

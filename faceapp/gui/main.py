@@ -40,15 +40,12 @@ def _add_optional_pages(window, app) -> None:
     window.tabs.tabBar().moveTab(audit, window.tabs.count() - 1)  # the gate came first; its page goes last
 
 
-def run_gui(args) -> int:
-    """Open the main window (args: .home, .camera, .reception, .verbose) and run until it closes."""
+def make_qapplication():
+    """The QApplication with faceapp's name, icon and stylesheet (created once)."""
     clean_qt_environment()
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QMessageBox
+    from PySide6.QtWidgets import QApplication
 
-    from faceapp.core.errors import FaceAppError
     from faceapp.gui.qt_env import app_icon, load_stylesheet
-    from faceapp.service.app import App
 
     qapp = QApplication.instance() or QApplication(sys.argv[:1])
     qapp.setApplicationName("faceapp")
@@ -58,6 +55,18 @@ def run_gui(args) -> int:
     style = load_stylesheet()
     if style:
         qapp.setStyleSheet(style)
+    return qapp
+
+
+def run_gui(args) -> int:
+    """Open the main window (args: .home, .camera, .reception, .verbose) and run until it closes."""
+    qapp = make_qapplication()
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QMessageBox
+
+    from faceapp.core.errors import FaceAppError
+    from faceapp.service.app import App
+
     try:
         app = App(args.home)
     except FaceAppError as exc:
