@@ -111,15 +111,22 @@ def test_watch_logs_only_enrolled_people_once_each(station):
     assert [(r.person_name, r.decision) for r in logged] == [(e["person"], e["decision"]) for e in station.events]
 
 
-def test_snapshots_are_kept_for_unknown_faces_only(station):
+def test_every_entry_keeps_a_useful_snapshot_and_its_face(station):
     logged = station.att.entries(EntryQuery(door="Main entrance"))
+    model_id = station.app.model_id
+    faces = {r["entry_id"]: r for r in station.app.store.query(
+        "SELECT entry_id, model_id, embedding, visitor_id FROM entry_faces")}
     for r in logged:
         data = station.att.snapshot(r.id)
-        if r.decision == "granted":
-            assert data is None and not r.has_snapshot
-        else:
-            img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-            assert img is not None and max(img.shape[:2]) <= 160 and min(img.shape[:2]) >= 16
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        # The face at up to 160 px with half a face of context on each side: never a tiny crop.
+        assert img is not None and max(img.shape[:2]) <= 2 * 160 + 2 and min(img.shape[:2]) >= 64, img.shape
+        face = faces[r.id]
+        assert face["model_id"] == model_id
+        emb = np.frombuffer(face["embedding"], np.float32)
+        assert emb.shape == (512,) and abs(float(np.linalg.norm(emb)) - 1.0) < 1e-3
+        # Unknown events are grouped into visitors at once; known ones are not visitors.
+        assert (face["visitor_id"] is not None) == (r.decision == "unknown")
 
 
 def test_a_door_whose_groups_exclude_a_person_denies_them(station, lin_frames):
@@ -284,7 +291,8 @@ def test_old_snapshots_are_purged_at_pipeline_start(app, faces_dir):
     att = AttendanceStore(app.store)
     photo = load_image(BIDEN / "biden.jpg")
     snap = make_snapshot(photo, BBox(100, 100, 300, 320))
-    assert snap and max(cv2.imdecode(np.frombuffer(snap, np.uint8), cv2.IMREAD_COLOR).shape[:2]) == 160
+    # The face (220 px tall here) is stored at 160 px, with half a face of context around it.
+    assert snap and 160 < max(cv2.imdecode(np.frombuffer(snap, np.uint8), cv2.IMREAD_COLOR).shape[:2]) <= 322
     now = datetime.now(timezone.utc)
     old = att.add_entry(NewEntry(now - timedelta(days=45), "Main entrance", None, None, "unknown", 0.9,
                                  snapshot=snap))

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "faceapp.cli.models",
     "faceapp.cli.people",
     "faceapp.cli.attendance",
+    "faceapp.cli.visitors",
     "faceapp.cli.evaluate",
     "faceapp.cli.liveness",
     "faceapp.cli.admin",

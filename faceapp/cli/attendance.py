@@ -111,6 +111,9 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
     p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
     p.set_defaults(func=cmd_log_report)
+    from faceapp.cli.visitors import register_log_correct
+
+    register_log_correct(lsub)
 
 
 # -- watch -----------------------------------------------------------------------------------------

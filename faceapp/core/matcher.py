@@ -8,7 +8,7 @@ person so per-person aggregation is a single ``reduceat``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cached_property
 from typing import Iterable, Sequence
@@ -17,6 +17,10 @@ import numpy as np
 
 from faceapp.core.scale import cosine_distance, l2_normalize
 from faceapp.core.types import Match
+
+
+# Distance given to a person ruled out by a negative example: the far end of the scale.
+VETO = 2.0
 
 
 class Aggregate(str, Enum):
@@ -50,6 +54,9 @@ class Gallery:
     starts: np.ndarray              # (P,) first row of each person
     names: dict[int, str]
     template_ids: np.ndarray        # (N,) int64
+    # Negative examples: faces an administrator said are *not* that person (corrected wrong matches).
+    neg_embeddings: np.ndarray | None = None   # (K, D) unit rows
+    neg_person: np.ndarray | None = None       # (K,) person id of each row
 
     @classmethod
     def build(
@@ -87,6 +94,19 @@ class Gallery:
     def empty(cls, dim: int = 512) -> Gallery:
         return cls.build([], np.zeros((0, dim), np.float32), {})
 
+    def with_negatives(self, person_ids: Sequence[int] | np.ndarray, embeddings: np.ndarray) -> Gallery:
+        """This gallery with negative examples: a query nearer to one of a person's negatives than
+        to that person's own templates is never matched to them (see :meth:`person_distances`)."""
+        pids = np.asarray(person_ids, np.int64).reshape(-1)
+        if pids.size == 0:
+            return replace(self, neg_embeddings=None, neg_person=None)
+        emb = np.asarray(embeddings, np.float32).reshape(pids.size, -1)
+        return replace(self, neg_embeddings=np.ascontiguousarray(l2_normalize(emb)), neg_person=pids)
+
+    @property
+    def n_negatives(self) -> int:
+        return 0 if self.neg_person is None else int(self.neg_person.size)
+
     @property
     def size(self) -> int:
         return int(self.row_person.size)
@@ -122,14 +142,34 @@ class Gallery:
         if self.n_people == 0:
             return np.zeros((m, 0), np.float32)
         if agg is Aggregate.CENTROID:
-            return cosine_distance(q, self._centroids)
+            return self._veto(q, cosine_distance(q, self._centroids))
         # One product against every template: (N, M).
         dist = cosine_distance(self.embeddings, q)
         if agg is Aggregate.MIN:
-            return np.minimum.reduceat(dist, self.starts, axis=0).T
-        if agg is Aggregate.MEAN:
-            return (np.add.reduceat(dist, self.starts, axis=0) / self.counts()[:, None]).T
-        return self._knn(dist, k)
+            out = np.minimum.reduceat(dist, self.starts, axis=0).T
+        elif agg is Aggregate.MEAN:
+            out = (np.add.reduceat(dist, self.starts, axis=0) / self.counts()[:, None]).T
+        else:
+            out = self._knn(dist, k)
+        return self._veto(q, out, dist)
+
+    def _veto(self, q: np.ndarray, out: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
+        """Push a person out of reach (distance VETO) for queries nearer to one of their negative
+        examples than to their own nearest template."""
+        if self.neg_person is None or self.neg_embeddings is None or not self.neg_person.size:
+            return out
+        cols = np.searchsorted(self.person_ids, self.neg_person)
+        present = (cols < self.n_people) & (self.person_ids[np.minimum(cols, self.n_people - 1)] == self.neg_person)
+        if not present.any():
+            return out
+        own = np.minimum.reduceat(dist if dist is not None else cosine_distance(self.embeddings, q),
+                                  self.starts, axis=0).T                      # (M, P)
+        neg = cosine_distance(q, self.neg_embeddings[present])                 # (M, K)
+        out = np.array(out, dtype=np.float32, copy=True)
+        for j, col in enumerate(cols[present]):
+            hit = neg[:, j] < own[:, col]
+            out[hit, col] = np.maximum(out[hit, col], VETO)
+        return out
 
     def _knn(self, dist: np.ndarray, k: int) -> np.ndarray:
         # People who own most of the k nearest templates get their best distance;

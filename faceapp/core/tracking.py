@@ -50,7 +50,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter, deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -154,6 +154,8 @@ class LogRequest:
     distance: float
     bbox: BBox
     det_score: float
+    # The track's latest embedding: kept with the entry (search by face, visitors).
+    embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 class _Track:
@@ -374,7 +376,7 @@ class Tracker:
         t.logged_person = pid
         if last is not None and now - last < self.config.cooldown_seconds:
             return []   # seen moments ago (another track of the same visit): no new entry
-        return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score)]
+        return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score, t.embedding)]
 
     def _unknown(self, t: _Track, votes: list[int | None], threshold: float, now: float) -> list[LogRequest]:
         cfg = self.config
@@ -390,4 +392,4 @@ class Tracker:
                     return []
             t.unknown_ref = [now, t.embedding]
             self._unknowns.append(t.unknown_ref)
-        return [LogRequest(t.id, None, t.distance, t.bbox, t.det_score)]
+        return [LogRequest(t.id, None, t.distance, t.bbox, t.det_score, t.embedding)]

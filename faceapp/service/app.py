@@ -21,6 +21,7 @@ from faceapp.engine.installer import verify_pack
 from faceapp.engine.liveness import LivenessConfig, LivenessScorer
 from faceapp.store.backup import BackupInfo, backup_database
 from faceapp.store.db import Store
+from faceapp.store.visitors import VisitorStore
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +195,9 @@ class App:
         with self._gallery_lock:
             if self._gallery is None:
                 pack = get_pack(self._settings.pack)
-                self._gallery = self.store.gallery(pack.recognizer_id, dim=pack.embedding_dim)
+                gallery = self.store.gallery(pack.recognizer_id, dim=pack.embedding_dim)
+                neg_people, neg_emb = VisitorStore(self.store).negatives(pack.recognizer_id)
+                self._gallery = gallery.with_negatives(neg_people, neg_emb) if neg_people.size else gallery
             return self._gallery
 
     def invalidate_gallery(self) -> None:

@@ -33,6 +33,7 @@ from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.tracking import KNOWN, PENDING, LogRequest, Tracker, TrackerConfig, TrackView, frame_observations
 from faceapp.core.types import BBox
 from faceapp.service.app import App
+from faceapp.service.visitors import FaceEventLog, entry_face
 from faceapp.store.attendance import AttendanceStore, NewEntry, make_snapshot, utc_iso
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class EntryEvent:
     """A logged entry: one walk past the camera by one person (or an unknown face).
 
     ``time`` is aware UTC; ``entry_id`` is None when the pipeline does not log (preview)
-    or the database refused the write. ``snapshot`` is a small JPEG for unknown/denied."""
+    or the database refused the write. ``snapshot`` is a JPEG of the face with some context."""
 
     entry_id: int | None
     time: datetime
@@ -146,6 +147,7 @@ class Pipeline:
         self.aggregate = Aggregate.parse(settings.aggregate)
         self.tracker = Tracker(TrackerConfig.from_settings(settings))
         self._attendance = AttendanceStore(app.store)
+        self._events = FaceEventLog(app)
         self._rules = AccessRules()
         self._refreshed = -math.inf
         self._signature: tuple | None = None
@@ -162,6 +164,10 @@ class Pipeline:
             # A station that logs also enforces retention (old snapshots and entries, audited).
             apply_retention(app)
             self._seed_cooldowns(settings.cooldown_seconds)
+            try:
+                self._events.regroup_pending(self.threshold)   # unknowns a crash left without a visitor
+            except (StoreError, sqlite3.Error) as exc:
+                log.warning("could not group earlier unknown entries into visitors: %s", exc)
 
     def _seed_cooldowns(self, cooldown: float) -> None:
         """People logged at this door moments before a restart are still in their cooldown."""
@@ -237,8 +243,9 @@ class Pipeline:
         """Counts and highest ids of templates and people: changes whenever the gallery would."""
         row = self.app.store.query(
             "SELECT (SELECT COUNT(*) FROM templates) AS a, (SELECT IFNULL(MAX(id), 0) FROM templates) AS b, "
-            "(SELECT COUNT(*) FROM people WHERE active = 1) AS c, (SELECT IFNULL(MAX(id), 0) FROM people) AS d")[0]
-        return row["a"], row["b"], row["c"], row["d"]
+            "(SELECT COUNT(*) FROM people WHERE active = 1) AS c, (SELECT IFNULL(MAX(id), 0) FROM people) AS d, "
+            "(SELECT IFNULL(MAX(id), 0) FROM negatives) AS e")[0]
+        return row["a"], row["b"], row["c"], row["d"], row["e"]
 
     def _refresh(self) -> None:
         """Re-read access rules, and notice templates changed by another process (cheap queries)."""
@@ -277,14 +284,16 @@ class Pipeline:
         else:
             verdict = self._access(pid, wall)
             decision, reason = verdict.decision, verdict.reason or None
-        # Pictures only where someone may need to look: strangers and refusals.
-        snapshot = make_snapshot(image, req.bbox) if decision != "granted" else None
+        # Every event keeps a picture and its face (search by face, visitors, corrections);
+        # retention removes both.
+        snapshot = make_snapshot(image, req.bbox)
         distance = req.distance if math.isfinite(req.distance) else None
         entry_id = None
         if self.log_entries:
+            face = entry_face(self.app, req.embedding, req.det_score, min(req.bbox.width, req.bbox.height))
             try:
-                entry_id = self._attendance.add_entry(NewEntry(wall, self.door, pid, name, decision, distance,
-                                                               reason, req.track_id, snapshot))
+                entry_id = self._events.log(NewEntry(wall, self.door, pid, name, decision, distance,
+                                                     reason, req.track_id, snapshot, face), self.threshold)
             except (StoreError, sqlite3.Error) as exc:
                 log.error("could not log the entry of %s at %s: %s", name or "an unknown face", self.door, exc)
         event = EntryEvent(entry_id, wall, self.door, pid, name, decision, distance, req.track_id, reason, snapshot)

@@ -19,11 +19,14 @@ from faceapp.core.access import AccessRuleError, AccessRules, DoorPolicy, TimeWi
 from faceapp.core.errors import DuplicateError, NotFoundError, StoreError
 from faceapp.core.types import BBox
 from faceapp.store.db import Store, clean_name, encode_jpeg, utc_now
+from faceapp.store.visitors import EntryFace, insert_entry_face
 
 log = logging.getLogger(__name__)
 
 DECISIONS = ("granted", "denied", "unknown")
-SNAPSHOT_SIZE = 160
+# Snapshots keep the face at up to this many pixels (with context around it).
+SNAPSHOT_FACE_PX = 160
+SNAPSHOT_MIN_SIDE = 160
 
 
 def utc_iso(when: datetime) -> str:
@@ -33,17 +36,22 @@ def utc_iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def make_snapshot(image: np.ndarray, bbox: BBox, size: int = SNAPSHOT_SIZE, margin: float = 0.35,
-                  quality: int = 80) -> bytes | None:
-    """A small JPEG of the face with some context around it: longest side ``size`` px (a few kB)."""
+def make_snapshot(image: np.ndarray, bbox: BBox, face_px: int = SNAPSHOT_FACE_PX, margin: float = 0.5,
+                  min_side: int = SNAPSHOT_MIN_SIDE, quality: int = 85) -> bytes | None:
+    """A JPEG of the face with context around it: ``margin`` of the face size on each side, and at
+    least ``min_side`` pixels of the frame around a small face (clothes, posture: what lets a guard
+    recognise someone far from the camera). Scaled down so that the face is at most ``face_px``
+    wide (about 320 px in all, 10-20 kB); never scaled up, which would add no detail."""
     h, w = image.shape[:2]
-    mx, my = bbox.width * margin, bbox.height * margin
-    x1, y1 = max(0, int(bbox.x1 - mx)), max(0, int(bbox.y1 - my))
-    x2, y2 = min(w, int(round(bbox.x2 + mx))), min(h, int(round(bbox.y2 + my)))
+    cx, cy = bbox.center
+    half_w = max(bbox.width * (0.5 + margin), min_side / 2.0)
+    half_h = max(bbox.height * (0.5 + margin), min_side / 2.0)
+    x1, y1 = max(0, int(cx - half_w)), max(0, int(cy - half_h))
+    x2, y2 = min(w, int(round(cx + half_w))), min(h, int(round(cy + half_h)))
     if x2 - x1 < 2 or y2 - y1 < 2:
         return None
     crop = image[y1:y2, x1:x2]
-    scale = size / float(max(crop.shape[:2]))
+    scale = face_px / max(1.0, float(max(bbox.width, bbox.height)))
     if scale < 1.0:
         crop = cv2.resize(crop, (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
                           interpolation=cv2.INTER_AREA)
@@ -63,6 +71,7 @@ class NewEntry:
     reason: str | None = None
     track_id: int | None = None
     snapshot: bytes | None = None
+    face: EntryFace | None = None   # the embedding, kept as long as the snapshot
 
 
 @dataclass(frozen=True)
@@ -142,7 +151,10 @@ class AttendanceStore:
                 "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (utc_iso(entry.time), entry.door, entry.person_id, entry.person_name, entry.decision,
                  None if distance is None else float(distance), entry.snapshot, entry.track_id, entry.reason))
-            return int(cur.lastrowid)
+            entry_id = int(cur.lastrowid)
+            if entry.face is not None:
+                insert_entry_face(conn, entry_id, entry.face)
+            return entry_id
 
     def entries(self, query: EntryQuery = EntryQuery()) -> list[EntryRecord]:
         """Entries matching ``query``, oldest first unless ``newest_first``."""
@@ -165,8 +177,7 @@ class AttendanceStore:
         if query.after_id is not None:
             where.append("id > ?")
             params.append(query.after_id)
-        sql = ("SELECT id, time, door, person_id, person_name, decision, distance, reason, track_id, "
-               "snapshot IS NOT NULL AS has_snapshot FROM entries")
+        sql = _ENTRY_SELECT
         if where:
             sql += " WHERE " + " AND ".join(where)
         order = "DESC" if query.newest_first else "ASC"
@@ -174,9 +185,17 @@ class AttendanceStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             params.append(int(query.limit))
-        return [EntryRecord(r["id"], r["time"], r["door"], r["person_id"], r["person_name"], r["decision"],
-                            r["distance"], r["reason"], r["track_id"], bool(r["has_snapshot"]))
-                for r in self.store.query(sql, params)]
+        return [_entry_record(r) for r in self.store.query(sql, params)]
+
+    def entries_by_id(self, entry_ids: list[int]) -> dict[int, EntryRecord]:
+        """entry id -> record, for the given ids that exist."""
+        out: dict[int, EntryRecord] = {}
+        for start in range(0, len(entry_ids), 500):
+            batch = [int(i) for i in entry_ids[start:start + 500]]
+            rows = self.store.query(
+                f"{_ENTRY_SELECT} WHERE id IN ({', '.join('?' * len(batch))})", batch)
+            out.update({r["id"]: _entry_record(r) for r in rows})
+        return out
 
     def snapshot(self, entry_id: int) -> bytes | None:
         """The JPEG snapshot of an entry (None if it has none or it was purged)."""
@@ -387,6 +406,15 @@ class AttendanceStore:
             person_groups.setdefault(r["person_id"], set()).add(r["group_id"])
         names = {r["id"]: r["name"] for r in self.store.query("SELECT id, name FROM access_groups")}
         return AccessRules(doors, {p: frozenset(g) for p, g in person_groups.items()}, names)
+
+
+_ENTRY_SELECT = ("SELECT id, time, door, person_id, person_name, decision, distance, reason, track_id, "
+                 "snapshot IS NOT NULL AS has_snapshot FROM entries")
+
+
+def _entry_record(r: dict) -> EntryRecord:
+    return EntryRecord(r["id"], r["time"], r["door"], r["person_id"], r["person_name"], r["decision"],
+                       r["distance"], r["reason"], r["track_id"], bool(r["has_snapshot"]))
 
 
 def _hours_text(hours: str | None) -> str | None:

@@ -136,5 +136,58 @@ def _v3_security(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security]
+def _v4_visitors(conn: sqlite3.Connection) -> None:
+    """Face events and visitors (visitors issue).
+
+    ``entry_faces`` keeps the embedding of every logged face, per recognition model like
+    ``templates`` (embeddings of different models are never compared). ``visitor_id`` groups
+    unknown events into visitors. An embedding lives exactly as long as the entry's snapshot: the
+    trigger deletes it whenever the snapshot is cleared (retention, erasing a person, forgetting a
+    visitor) and the foreign key when the entry goes, whichever code path does it. A visitor whose
+    last event is gone or relabelled is deleted by the other triggers.
+
+    ``negatives`` are faces an administrator said are *not* the person (a corrected wrong match):
+    the matcher refuses that person for a query nearer to one of them than to the person's own
+    templates. They go with the person."""
+    for sql in (
+        """CREATE TABLE visitors (
+            id INTEGER PRIMARY KEY,
+            model_id TEXT NOT NULL,
+            created TEXT NOT NULL
+        )""",
+        """CREATE TABLE entry_faces (
+            entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            det_score REAL,
+            face_px REAL,
+            visitor_id INTEGER REFERENCES visitors(id) ON DELETE SET NULL,
+            PRIMARY KEY (entry_id, model_id)
+        )""",
+        "CREATE INDEX entry_faces_model_visitor ON entry_faces(model_id, visitor_id)",
+        """CREATE TRIGGER entry_faces_follow_snapshot AFTER UPDATE OF snapshot ON entries
+           WHEN NEW.snapshot IS NULL
+           BEGIN DELETE FROM entry_faces WHERE entry_id = NEW.id; END""",
+        """CREATE TRIGGER visitors_drop_empty_on_delete AFTER DELETE ON entry_faces
+           WHEN OLD.visitor_id IS NOT NULL
+           BEGIN DELETE FROM visitors WHERE id = OLD.visitor_id
+                 AND NOT EXISTS (SELECT 1 FROM entry_faces WHERE visitor_id = OLD.visitor_id); END""",
+        """CREATE TRIGGER visitors_drop_empty_on_update AFTER UPDATE OF visitor_id ON entry_faces
+           WHEN OLD.visitor_id IS NOT NULL AND OLD.visitor_id IS NOT NEW.visitor_id
+           BEGIN DELETE FROM visitors WHERE id = OLD.visitor_id
+                 AND NOT EXISTS (SELECT 1 FROM entry_faces WHERE visitor_id = OLD.visitor_id); END""",
+        """CREATE TABLE negatives (
+            id INTEGER PRIMARY KEY,
+            person_id INTEGER NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+            model_id TEXT NOT NULL,
+            embedding BLOB NOT NULL,
+            entry_id INTEGER,
+            created TEXT NOT NULL
+        )""",
+        "CREATE INDEX negatives_model ON negatives(model_id, person_id)",
+    ):
+        conn.execute(sql)
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors]
 SCHEMA_VERSION = len(MIGRATIONS)
