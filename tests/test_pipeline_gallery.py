@@ -1,56 +1,54 @@
-"""The pipeline reloads the gallery once per change: an enrollment made in this process is not
-picked up a second time by the periodic check meant for other processes, which still works."""
+"""The pipeline sees every change of people, templates and rules, from this process or another,
+on the next frame, through the store's revision counter (migration v4), and loads the gallery
+once per change."""
 
 from __future__ import annotations
 
 import itertools
-import time
-from types import SimpleNamespace
 
 from conftest import person_photos
 from faceapp.capture.images import load_image
 from faceapp.capture.sources import Frame
 from faceapp.service import enroll
-from faceapp.service import pipeline as pipeline_mod
 from faceapp.service.app import App
-from faceapp.service.pipeline import REFRESH_SECONDS, Pipeline
+from faceapp.service.pipeline import Pipeline
+from faceapp.store.attendance import AttendanceStore
+
+
+def _stepper(pipe: Pipeline, image):
+    index = itertools.count()
+
+    def step():
+        return pipe.process(Frame(image, next(index), float(next(index)), None))
+    return step
 
 
 def test_gallery_is_reloaded_once_per_change_from_this_or_another_process(app, home, engine, monkeypatch):
     obama = person_photos("face_recognition_examples", "Barack_Obama")
     enroll.enroll_files(app, "Barack Obama", obama[:1])
-    # A clock of our own decides when the periodic check is due.
-    clock = [1000.0]
-    monkeypatch.setattr(pipeline_mod, "time", SimpleNamespace(monotonic=lambda: clock[0],
-                                                              perf_counter=time.perf_counter))
     # Galleries the pipeline got (kept alive so their ids stay distinct); enrollment checks load
     # their own from the store, so the store's loads are not what we count.
     seen: list = []
     gallery = app.gallery
-    monkeypatch.setattr(app, "gallery", lambda: seen.append(gallery()) or seen[-1])
+    monkeypatch.setattr(app, "gallery", lambda **k: seen.append(gallery(**k)) or seen[-1])
 
-    def loads() -> int:
-        return len({id(g) for g in seen})
-
+    class Loads:
+        def __len__(self) -> int:
+            return len({id(g) for g in seen})
+    loads = Loads()
     pipe = Pipeline(app)
     clears: list[str] = []
     clear = pipe.tracker.clear_votes
     monkeypatch.setattr(pipe.tracker, "clear_votes", lambda: clears.append("clear") or clear())
-    image = load_image(obama[1])
-    index = itertools.count()
-
-    def step(seconds: float) -> None:
-        clock[0] += seconds
-        pipe.process(Frame(image, next(index), clock[0], None))
-
-    step(0.0)
-    assert loads() == 1
+    step = _stepper(pipe, load_image(obama[1]))
+    step()
+    assert len(loads) == 1
 
     enroll.enroll_files(app, "Joe Biden", person_photos("face_recognition_examples", "Joe_Biden")[:1])
-    step(REFRESH_SECONDS / 4)         # the in-process change is picked up at once
-    step(REFRESH_SECONDS * 1.5)       # the periodic check is due: nothing new to load
-    step(REFRESH_SECONDS * 1.5)
-    assert (loads(), len(clears)) == (2, 1)
+    step()                         # the in-process change is picked up at once, and once
+    step()
+    step()
+    assert (len(loads), len(clears)) == (2, 1)
 
     other = App(home, engine=engine)  # another process: this app's cache is not invalidated
     try:
@@ -58,9 +56,34 @@ def test_gallery_is_reloaded_once_per_change_from_this_or_another_process(app, h
                             person_photos("face_recognition_examples", "Alex_Lacamoire")[:1])
     finally:
         other.close()
-    step(REFRESH_SECONDS / 4)
-    assert loads() == 2            # not noticed before the check is due
-    step(REFRESH_SECONDS * 1.5)
-    step(REFRESH_SECONDS * 1.5)
-    assert (loads(), len(clears)) == (3, 2)
+    step()                         # noticed on the very next frame, however soon
+    step()
+    assert (len(loads), len(clears)) == (3, 2)
     assert "Alex Lacamoire" in app.gallery().names.values()
+
+
+def test_a_removed_newest_person_replaced_by_one_with_as_many_photos_is_noticed(app, home, engine):
+    """Item 4 of the logic issue: SQLite reuses the id of a deleted newest row, so counts and
+    highest ids do not change; the revision does, and the entry is not stored under the new id."""
+    obama = person_photos("face_recognition_examples", "Barack_Obama")
+    biden = person_photos("face_recognition_examples", "Joe_Biden")
+    enroll.enroll_files(app, "Joe Biden", biden[:1])
+    obama_id = enroll.enroll_files(app, "Barack Obama", obama[:1])[0]
+    pipe = Pipeline(app, log_entries=True)
+    step = _stepper(pipe, load_image(obama[1]))
+    for _ in range(4):
+        result = step()
+    assert [f.name for f in result.faces] == ["Barack Obama"]
+    other = App(home, engine=engine)
+    try:
+        other.store.remove_person(obama_id)
+        lin = person_photos("face_recognition_examples", "Lin_Manuel_Miranda")
+        new_id = enroll.enroll_files(other, "Lin-Manuel Miranda", lin[:1])[0]
+    finally:
+        other.close()
+    assert new_id == obama_id      # the id came back: only the revision tells the change apart
+    results = [step() for _ in range(6)]
+    assert all(f.name != "Barack Obama" and f.decision != "granted" for r in results for f in r.faces)
+    entries = AttendanceStore(app.store).entries()
+    assert not [e for e in entries if e.person_id == new_id]
+    assert [e.person_name for e in entries if e.decision == "granted"] == ["Barack Obama"]

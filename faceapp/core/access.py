@@ -4,7 +4,8 @@ People belong to access groups; a door admits groups, each optionally only withi
 weekly time windows, and the door itself may have opening hours that apply to everyone.
 Rules, in order:
 
-1. A door nobody has configured (not in the doors table) admits every enrolled person.
+1. Before any door is configured, every door admits every enrolled person. Once doors exist,
+   a door that is not one of them admits nobody (a typo or a removed door must not open).
 2. Outside the door's own hours (if it has any) everyone is denied.
 3. A door with no groups admits every enrolled person.
 4. Otherwise the person must belong to one of the door's groups whose hours (if any)
@@ -216,6 +217,8 @@ class AccessRules:
         """May ``person_id`` pass ``door`` at ``when`` (an aware datetime, judged in local time)?"""
         policy = self.door(door)
         if policy is None:
+            if self.doors:
+                return AccessDecision(False, f"door '{door}' is not configured")
             return AccessDecision(True, "")
         return decide_access(policy, self.person_groups.get(person_id, frozenset()), when, tz, self.group_names)
 

@@ -57,6 +57,10 @@ class Gallery:
     # Negative examples: faces an administrator said are *not* that person (corrected wrong matches).
     neg_embeddings: np.ndarray | None = None   # (K, D) unit rows
     neg_person: np.ndarray | None = None       # (K,) person id of each row
+    # The store's change counter when read (None: not from a store), and the people in it who
+    # are deactivated (a door station matches them to say "inactive: NAME" rather than "unknown").
+    revision: int | None = None
+    inactive: frozenset[int] = frozenset()
 
     @classmethod
     def build(
@@ -201,11 +205,15 @@ def decide(
     names: dict[int, str],
     threshold: float,
     exclusive: bool = False,
+    min_margin: float = 0.0,
 ) -> list[Match]:
     """Turn an (M, P) distance matrix into one :class:`Match` per row.
 
     With ``exclusive`` the closest (query, person) pairs are assigned first and a
-    person already taken is not given to another face of the same frame.
+    person already taken is not given to another face of the same frame. Only a decided
+    face takes its person: under the threshold and at least ``min_margin`` ahead of the
+    next person (an ambiguous face must not cost a clear one its identity). A NaN
+    distance (a damaged template) counts as no match, never as the nearest.
     """
     m, p = person_dist.shape
     results: list[Match | None] = [None] * m
@@ -217,6 +225,7 @@ def decide(
         order = range(m)
     for i in order:
         row = person_dist[i].astype(np.float64, copy=True)
+        row[np.isnan(row)] = np.inf
         if exclusive:
             for col in taken:
                 row[col] = np.inf
@@ -234,7 +243,7 @@ def decide(
             second, second_d = -1, float("inf")
         known = best_d <= threshold
         pid = int(person_ids[best])
-        if known and exclusive:
+        if known and exclusive and second_d - best_d >= min_margin:
             taken.add(best)
         results[i] = Match(
             person_id=pid if known else None,

@@ -38,11 +38,21 @@ On the Hamilton clip (275 frames, 616 faces) this embeds about one face in six; 
 need it in a frame are embedded in one batch. Detection is not skipped: it is cheaper than one
 embedding on CPU and keeps boxes on faces.
 
-Logging: a track is logged once, when it first settles (known: the person; unknown: only after
-``vote_frames`` clear unknown looks, never for a track already logged as someone). A person is not
-logged again until they have been out of sight for ``cooldown_seconds`` (seen by any track), so a
-person lingering in view or a broken track makes no duplicates. An unknown face that looks like an
-unknown face logged within the cooldown is not logged again either.
+Logging: a track is logged when it first settles (known: the person and the door's decision for
+them; unknown: only after ``vote_frames`` clear unknown looks, never for a track already logged as
+someone), and again whenever the decision for its person changes while they are in view (denied,
+then admitted after a guard adds them to a group or the door's hours open: a new entry). The
+cooldown and the "already logged" mark are per (person, decision): a person is not logged again
+with the same decision until they have been out of sight for ``cooldown_seconds``; "in sight" is
+any track that was identified as them and still follows the same face, recognised or not at this
+moment (a face turned away for a minute is still them). An unknown face that looks like an unknown
+face logged within the cooldown is not logged again either.
+
+Splitting: a track that was identified as P and whose fresh look clearly says someone else (a
+decided vote for another person, or an embedding further than the threshold from the last look
+that said P) is not P any more: another face took its place (a tailgater stepping into the spot).
+That look starts a new track with no votes and nothing logged, so the newcomer is identified and
+logged on their own.
 """
 
 from __future__ import annotations
@@ -51,7 +61,7 @@ import itertools
 import math
 from collections import Counter, deque
 from dataclasses import dataclass, field, replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -109,19 +119,20 @@ class Observation:
 
 
 def frame_observations(person_dist: np.ndarray, person_ids: np.ndarray, threshold: float,
-                       blocked: Iterable[int] = ()) -> list[Observation]:
+                       blocked: Iterable[int] = (), min_margin: float = 0.05) -> list[Observation]:
     """One :class:`Observation` per row of an (M, P) distance matrix of one frame's faces.
 
-    Exclusive within the frame (core.matcher.decide): a person given to one face is not given
-    to another; ``blocked`` people (held by other tracks of this frame that were not re-embedded)
-    are excluded the same way."""
+    Exclusive within the frame (core.matcher.decide): a person given to a decided face (under the
+    threshold and ``min_margin`` ahead of the next person) is not given to another; an ambiguous
+    face reserves nobody. ``blocked`` people (held by other tracks of this frame that were not
+    re-embedded) are excluded the same way."""
     pd = np.array(person_dist, dtype=np.float64, copy=True).reshape(len(person_dist), -1)
     blocked = set(blocked)
     if blocked and pd.shape[1]:
         cols = [i for i, p in enumerate(person_ids) if int(p) in blocked]
         pd[:, cols] = np.inf
     out = []
-    for m in decide(pd, np.asarray(person_ids), {}, threshold, exclusive=True):
+    for m in decide(pd, np.asarray(person_ids), {}, threshold, exclusive=True, min_margin=min_margin):
         if not math.isfinite(m.distance):
             out.append(Observation(None, math.inf, math.inf))
         else:
@@ -154,6 +165,7 @@ class LogRequest:
     distance: float
     bbox: BBox
     det_score: float
+    decision: str = "unknown"
     # The track's latest embedding: kept with the entry (search by face, visitors).
     embedding: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -161,7 +173,8 @@ class LogRequest:
 class _Track:
     __slots__ = ("id", "bbox", "det_score", "last_seen", "missed", "reacquired", "window",
                  "embed_box", "since_embed", "interval", "fresh", "before", "embedding", "status", "person",
-                 "candidate", "distance", "settled", "logged_person", "logged_unknown", "unknown_ref")
+                 "candidate", "distance", "settled", "identity", "anchor", "logged_key", "logged_unknown",
+                 "unknown_ref")
 
     def __init__(self, track_id: int, bbox: BBox, det_score: float, now: float, vote_frames: int,
                  interval: int) -> None:
@@ -183,7 +196,9 @@ class _Track:
         self.candidate: int | None = None
         self.distance = math.inf
         self.settled = False
-        self.logged_person: int | None = None
+        self.identity: int | None = None        # the person this face was identified as
+        self.anchor: np.ndarray | None = None   # the last embedding that voted for ``identity``
+        self.logged_key: tuple[int, str] | None = None   # (person, decision) last logged
         self.logged_unknown = False
         self.unknown_ref: list | None = None   # [last seen, embedding] in Tracker._unknowns
 
@@ -196,6 +211,7 @@ class Tracker:
         self._tracks: dict[int, _Track] = {}
         self._ids = itertools.count(1)
         self._person_seen: dict[int, float] = {}
+        self._last_decision: dict[int, str] = {}   # the decision each person was last logged with
         self._unknowns: list[list] = []   # [last seen, unit embedding] of logged unknown faces
 
     # -- state ------------------------------------------------------------------------
@@ -210,9 +226,17 @@ class Tracker:
             t.settled = False
             t.status, t.person = PENDING, None
 
-    def note_person_seen(self, person_id: int, when: float) -> None:
-        """Start a person's cooldown at ``when`` (e.g. from entries logged before a restart)."""
-        self._person_seen[person_id] = max(when, self._person_seen.get(person_id, -math.inf))
+    def note_person_seen(self, person_id: int, when: float, decision: str = "granted") -> None:
+        """Start a person's cooldown at ``when`` for ``decision`` (e.g. from entries logged before a
+        restart; call in time order, the last decision counts)."""
+        if when >= self._person_seen.get(person_id, -math.inf):
+            self._person_seen[person_id] = when
+            self._last_decision[person_id] = decision
+
+    def note_unknown_seen(self, embedding: np.ndarray, when: float) -> None:
+        """Remember an unknown face logged at ``when`` (before a restart): the same stranger is
+        not logged again within the cooldown."""
+        self._unknowns.append([when, l2_normalize(np.reshape(np.asarray(embedding, np.float32), -1))])
 
     # -- association --------------------------------------------------------------------
     def update(self, boxes: Sequence[BBox], scores: Sequence[float], now: float) -> list[int]:
@@ -332,12 +356,39 @@ class Tracker:
             t.settled = not counts and len(window) >= cfg.vote_frames
         return votes
 
-    def resolve(self, track_ids: Sequence[int], threshold: float, now: float) -> tuple[list[TrackView], list[LogRequest]]:
+    def _split(self, t: _Track, threshold: float) -> _Track:
+        """``t`` itself, or (its newest look disagreeing with its identity) a new track that starts
+        from that look and replaces it (module docstring, "Splitting")."""
+        if t.identity is None or not t.fresh or not t.window:
+            return t
+        cfg = self.config
+        newest = t.window[-1]
+        vote = newest.vote(threshold, cfg.min_margin)
+        far = (t.anchor is not None and t.embedding is not None
+               and float(cosine_distance(t.anchor, t.embedding)) > threshold)
+        if vote == t.identity or not (far or vote is not None):
+            if vote == t.identity:
+                t.anchor = t.embedding
+            return t
+        new = _Track(next(self._ids), t.bbox, t.det_score, t.last_seen, cfg.vote_frames, cfg.reembed_every)
+        new.window.append(newest)
+        new.embedding, new.embed_box, new.fresh = t.embedding, t.embed_box, True
+        del self._tracks[t.id]
+        self._tracks[new.id] = new
+        return new
+
+    def resolve(self, track_ids: Sequence[int], threshold: float, now: float,
+                decide: Callable[[int], str] | None = None) -> tuple[list[TrackView], list[LogRequest]]:
         """Vote every track of this frame, enforce one person per frame and decide what to log.
 
-        Returns one view per entry of ``track_ids`` (same order) and the entries to log now."""
+        ``decide(person_id)`` is the door's decision for a person now ("granted"/"denied"; all
+        granted when None): a change of it for a person in view is a new entry. Returns one view
+        per entry of ``track_ids`` (same order; a split track's view has its new id) and the
+        entries to log now."""
         cfg = self.config
-        visible = [self._tracks[tid] for tid in dict.fromkeys(track_ids)]
+        order = list(dict.fromkeys(track_ids))
+        visible = [self._split(self._tracks[tid], threshold) for tid in order]
+        renamed = {old: t.id for old, t in zip(order, visible)}
         votes: dict[int, list[int | None]] = {}
         for t in visible:
             votes[t.id] = self._vote(t, threshold)
@@ -357,30 +408,41 @@ class Tracker:
         requests = []
         for t in visible:
             if t.status == KNOWN:
-                requests += self._known(t, now)
+                if t.identity != t.person:
+                    t.identity, t.anchor = t.person, t.embedding
+                requests += self._known(t, now, decide(t.person) if decide is not None else "granted")
             elif t.status == UNKNOWN:
                 requests += self._unknown(t, votes[t.id], threshold, now)
             if t.unknown_ref is not None:
                 t.unknown_ref[0] = now
+        # Whoever a face was identified as stays in sight while its track follows it, recognised
+        # at this moment or not (a split ends that); the cooldown counts from the last sight.
+        for t in visible:
+            if t.identity is not None:
+                self._person_seen[t.identity] = now
         views = {t.id: TrackView(t.id, t.bbox, t.det_score, t.status, t.person, t.candidate, t.distance,
                                  t.settled) for t in visible}
-        return [views[tid] for tid in track_ids], requests
+        return [views[renamed[tid]] for tid in track_ids], requests
 
-    def _known(self, t: _Track, now: float) -> list[LogRequest]:
+    def _known(self, t: _Track, now: float, decision: str) -> list[LogRequest]:
         pid = t.person
         assert pid is not None
-        last = self._person_seen.get(pid)
-        self._person_seen[pid] = now
-        if t.logged_person == pid:
+        key = (pid, decision)
+        if t.logged_key == key:
             return []
-        t.logged_person = pid
-        if last is not None and now - last < self.config.cooldown_seconds:
-            return []   # seen moments ago (another track of the same visit): no new entry
-        return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score, t.embedding)]
+        # The decision changed for the person this track follows: always a new entry.
+        changed_in_view = t.logged_key is not None and t.logged_key[0] == pid
+        t.logged_key = key
+        last = self._person_seen.get(pid)
+        if (not changed_in_view and last is not None and now - last < self.config.cooldown_seconds
+                and self._last_decision.get(pid) == decision):
+            return []   # seen moments ago with the same decision (the same visit): no new entry
+        self._last_decision[pid] = decision
+        return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score, decision, t.embedding)]
 
     def _unknown(self, t: _Track, votes: list[int | None], threshold: float, now: float) -> list[LogRequest]:
         cfg = self.config
-        if t.logged_unknown or t.logged_person is not None:
+        if t.logged_unknown or t.logged_key is not None:
             return []
         if len(votes) < cfg.vote_frames or any(v is not None or not o.clear for o, v in zip(t.window, votes)):
             return []
@@ -392,4 +454,4 @@ class Tracker:
                     return []
             t.unknown_ref = [now, t.embedding]
             self._unknowns.append(t.unknown_ref)
-        return [LogRequest(t.id, None, t.distance, t.bbox, t.det_score, t.embedding)]
+        return [LogRequest(t.id, None, t.distance, t.bbox, t.det_score, "unknown", t.embedding)]

@@ -18,7 +18,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPaint
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from faceapp.gui.qt_env import bgr_to_qimage
-from faceapp.service.pipeline import TrackedFace
+from faceapp.service.pipeline import INACTIVE, TrackedFace
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,8 @@ def face_label(face: TrackedFace) -> tuple[str, str]:
         return "identifying…", dist
     if kind == "denied":
         who = face.candidate_name if face.known and face.candidate_name else "unknown"
+        if face.reason == INACTIVE:   # a deactivated person: the desk should know why
+            return f"inactive: {who}", dist
         return f"{who} · no access", dist
     if kind == "known":
         return face.candidate_name or f"person {face.candidate_id}", dist

@@ -84,7 +84,7 @@ class App:
         self._engine_lock = threading.Lock()
         self._liveness = liveness
         self._liveness_checked = -math.inf
-        self._gallery: Gallery | None = None
+        self._galleries: dict[bool, Gallery] = {}
         self._gallery_lock = threading.Lock()
 
     def audit(self, action: str, details: dict | None = None, target: str | None = None) -> int:
@@ -190,19 +190,26 @@ class App:
         return self._liveness.prepare()
 
     # -- gallery --------------------------------------------------------------
-    def gallery(self) -> Gallery:
-        """Current templates of the active model, cached until people change."""
+    def gallery(self, include_inactive: bool = False) -> Gallery:
+        """Current templates of the active model, cached until the store's revision changes (a
+        change by this process or any other, checked with one tiny query per call).
+        ``include_inactive`` adds deactivated people, marked in ``Gallery.inactive`` (a door
+        station names them to refuse them)."""
         with self._gallery_lock:
-            if self._gallery is None:
-                pack = get_pack(self._settings.pack)
-                gallery = self.store.gallery(pack.recognizer_id, dim=pack.embedding_dim)
-                neg_people, neg_emb = VisitorStore(self.store).negatives(pack.recognizer_id)
-                self._gallery = gallery.with_negatives(neg_people, neg_emb) if neg_people.size else gallery
-            return self._gallery
+            cached = self._galleries.get(include_inactive)
+            if cached is not None and cached.revision == self.store.revision():
+                return cached
+            pack = get_pack(self._settings.pack)
+            gallery = self.store.gallery(pack.recognizer_id, active_only=not include_inactive,
+                                         dim=pack.embedding_dim)
+            neg_people, neg_emb = VisitorStore(self.store).negatives(pack.recognizer_id)
+            gallery = gallery.with_negatives(neg_people, neg_emb) if neg_people.size else gallery
+            self._galleries[include_inactive] = gallery
+            return gallery
 
     def invalidate_gallery(self) -> None:
         with self._gallery_lock:
-            self._gallery = None
+            self._galleries.clear()
 
     def close(self) -> None:
         self.store.close()

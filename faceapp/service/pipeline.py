@@ -38,8 +38,8 @@ from faceapp.store.attendance import AttendanceStore, NewEntry, make_snapshot, u
 
 log = logging.getLogger(__name__)
 
-# How often access rules and the template signature are re-read (changes made by another process).
-REFRESH_SECONDS = 2.0
+# The reason logged and shown for a deactivated person (the plate says "inactive: NAME").
+INACTIVE = "inactive"
 # Mean absolute change (0..255) of a 32x18 grey thumbnail between two processed frames above
 # which the picture is a different scene (a cut, a camera switch or bump). Measured on our
 # videos: ordinary motion stays under ~16, the Hamilton clip's three cuts are 26-30.
@@ -72,6 +72,7 @@ class TrackedFace:
     decision: str
     access: str = "granted"
     threshold: float = math.nan
+    reason: str | None = None
 
     @property
     def person_id(self) -> int | None:
@@ -149,15 +150,14 @@ class Pipeline:
         self._attendance = AttendanceStore(app.store)
         self._events = FaceEventLog(app)
         self._rules = AccessRules()
-        self._refreshed = -math.inf
-        self._signature: tuple | None = None
+        self._rules_revision: int | None = None
+        self._door_seen = False      # the door existed once: if it is removed, nobody passes
         self._gallery: Gallery | None = None
         self._thumb: np.ndarray | None = None
         self.scene_cuts = 0
-        self._refresh()
+        self._refresh(self._current_gallery().revision)
         if self._rules.doors and self._rules.door(self.door) is None:
-            # The CLI refuses this (service.attendance.resolve_door); a window just says so.
-            log.warning("door '%s' is not configured: it admits every enrolled person", self.door)
+            log.warning("door '%s' is not configured: it admits nobody", self.door)
         if log_entries:
             from faceapp.service.privacy import apply_retention
 
@@ -189,7 +189,8 @@ class Pipeline:
     def process(self, frame: Frame) -> FrameResult:
         t0 = time.perf_counter()
         threshold = float(self.threshold)
-        self._refresh()
+        gallery = self._current_gallery()
+        self._refresh(gallery.revision)
         engine = self.app.engine
         gallery = self._current_gallery()
         # Any source may hand over odd pixel formats; boxes, snapshots and the display all want BGR8.
@@ -211,69 +212,71 @@ class Pipeline:
             faces = engine.embed(image, [detections[i] for i in todo])
             dist = gallery.person_distances(np.vstack([f.embedding for f in faces]), self.aggregate)
             blocked = self.tracker.held_people(track_ids, exclude=[track_ids[i] for i in todo])
-            observations = frame_observations(dist, gallery.person_ids, threshold, blocked)
+            observations = frame_observations(dist, gallery.person_ids, threshold, blocked,
+                                              self.tracker.config.min_margin)
             for i, obs, face in zip(todo, observations, faces):
                 self.tracker.observe(track_ids[i], obs, face.embedding)
         t2 = time.perf_counter()
-        views, requests = self.tracker.resolve(track_ids, threshold, now)
         wall = datetime.now(timezone.utc)
+        views, requests = self.tracker.resolve(track_ids, threshold, now,
+                                               lambda pid: self._access(pid, wall, gallery).decision)
         shown = tuple(self._tracked_face(v, gallery, threshold, wall) for v in views)
         events = tuple(self._event(r, image, gallery, wall) for r in requests)
+        # What the log says is what the screen says (the database may have overruled this frame's gallery).
+        final = {e.track_id: e for e in events if e.person_id is None or e.decision != "granted"}
+        if final:
+            shown = tuple(self._overruled(f, final.get(f.track_id)) for f in shown)
         t3 = time.perf_counter()
         return FrameResult(frame.index, frame.captured, image, shown, events,
                            (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3, len(todo))
 
     def _current_gallery(self) -> Gallery:
-        gallery = self.app.gallery()
+        """The gallery as of now: the store's revision is checked on every frame (one tiny query),
+        so a person removed or deactivated by any process is not recognised from the next frame on.
+        Deactivated people are in it, to be refused by name."""
+        try:
+            gallery = self.app.gallery(include_inactive=True)
+        except (StoreError, sqlite3.Error) as exc:
+            if self._gallery is None:
+                raise
+            log.warning("could not check the gallery for changes: %s", exc)
+            return self._gallery
         if gallery is not self._gallery:
             if self._gallery is not None:
                 self.tracker.clear_votes()   # person ids/templates changed: look again
             self._gallery = gallery
-            # The new gallery already holds the change that caused the reload (an in-process
-            # change invalidates before the next frame), so _refresh must not see it as another
-            # one and reload again. A change committed by another process in the moment between
-            # the gallery query and this one is missed until the next change.
-            try:
-                self._signature = self._read_signature()
-            except (StoreError, sqlite3.Error) as exc:
-                log.warning("could not read the template signature: %s", exc)
         return gallery
 
-    def _read_signature(self) -> tuple:
-        """Counts and highest ids of templates and people: changes whenever the gallery would."""
-        row = self.app.store.query(
-            "SELECT (SELECT COUNT(*) FROM templates) AS a, (SELECT IFNULL(MAX(id), 0) FROM templates) AS b, "
-            "(SELECT COUNT(*) FROM people WHERE active = 1) AS c, (SELECT IFNULL(MAX(id), 0) FROM people) AS d, "
-            "(SELECT IFNULL(MAX(id), 0) FROM negatives) AS e")[0]
-        return row["a"], row["b"], row["c"], row["d"], row["e"]
-
-    def _refresh(self) -> None:
-        """Re-read access rules, and notice templates changed by another process (cheap queries)."""
-        now = time.monotonic()
-        if now - self._refreshed < REFRESH_SECONDS:
+    def _refresh(self, revision: int | None) -> None:
+        """Re-read the access rules when the store's revision moved past the one they were read at."""
+        if revision is not None and revision == self._rules_revision:
             return
-        self._refreshed = now
         try:
             self._rules = self._attendance.access_rules()
-            signature = self._read_signature()
         except (StoreError, sqlite3.Error) as exc:
             log.warning("could not refresh access rules: %s", exc)
             return
-        if self._signature is not None and signature != self._signature:
-            self.app.invalidate_gallery()
-        self._signature = signature
+        self._rules_revision = revision
+        self._door_seen = self._door_seen or self._rules.door(self.door) is not None
 
-    def _access(self, person_id: int, when: datetime) -> AccessDecision:
-        return self._rules.decide(self.door, person_id, when)
+    def _access(self, person_id: int, when: datetime, gallery: Gallery | None = None,
+                rules: AccessRules | None = None) -> AccessDecision:
+        gallery = gallery if gallery is not None else self._gallery
+        rules = rules if rules is not None else self._rules
+        if gallery is not None and person_id in gallery.inactive:
+            return AccessDecision(False, INACTIVE)
+        if self._door_seen and rules.door(self.door) is None:
+            return AccessDecision(False, f"door '{self.door}' was removed")
+        return rules.decide(self.door, person_id, when)
 
     def _tracked_face(self, v: TrackView, gallery: Gallery, threshold: float, wall: datetime) -> TrackedFace:
         cand = v.candidate_id
         name = gallery.names.get(cand) if cand is not None else None
-        access = self._access(cand, wall).decision if cand is not None else "granted"
+        verdict = self._access(cand, wall, gallery) if cand is not None else AccessDecision(True)
         known = v.status == KNOWN
-        decision = access if known else "pending" if v.status == PENDING else "unknown"
-        return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, known, decision, access,
-                           threshold)
+        decision = verdict.decision if known else "pending" if v.status == PENDING else "unknown"
+        return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, known, decision,
+                           verdict.decision, threshold, verdict.reason or None)
 
     def _event(self, req: LogRequest, image: np.ndarray, gallery: Gallery, wall: datetime) -> EntryEvent:
         pid = req.person_id
@@ -282,21 +285,59 @@ class Pipeline:
         if pid is None:
             decision = "unknown"
         else:
-            verdict = self._access(pid, wall)
+            verdict = self._access(pid, wall, gallery)
             decision, reason = verdict.decision, verdict.reason or None
         # Every event keeps a picture and its face (search by face, visitors, corrections);
         # retention removes both.
         snapshot = make_snapshot(image, req.bbox)
         distance = req.distance if math.isfinite(req.distance) else None
+        entry = NewEntry(wall, self.door, pid, name, decision, distance, reason, req.track_id)
         entry_id = None
         if self.log_entries:
             face = entry_face(self.app, req.embedding, req.det_score, min(req.bbox.width, req.bbox.height))
             try:
-                entry_id = self._events.log(NewEntry(wall, self.door, pid, name, decision, distance,
-                                                     reason, req.track_id, snapshot, face), self.threshold)
+                entry, entry_id = self._events.log_confirmed(
+                    replace(entry, snapshot=snapshot, face=face), self.threshold,
+                    # Decided on this frame's gallery and rules; inside the writing transaction
+                    # nothing changes until the entry is in: confirm against the database as it is.
+                    lambda conn, e: self._confirm(conn, e, gallery))
             except (StoreError, sqlite3.Error) as exc:
                 log.error("could not log the entry of %s at %s: %s", name or "an unknown face", self.door, exc)
-        event = EntryEvent(entry_id, wall, self.door, pid, name, decision, distance, req.track_id, reason, snapshot)
-        log.info("entry: %s %s at %s (distance %s)", decision, name or "unknown", self.door,
+                # A door never opens without its entry in the log.
+                if entry.decision == "granted":
+                    entry = replace(entry, decision="denied", reason="the entry could not be logged")
+        else:
+            entry = replace(entry, snapshot=snapshot)
+        event = EntryEvent(entry_id, wall, self.door, entry.person_id, entry.person_name, entry.decision, distance,
+                           req.track_id, entry.reason, entry.snapshot)
+        log.info("entry: %s %s at %s (distance %s)", event.decision, event.name or "unknown", self.door,
                  f"{distance:.2f}" if distance is not None else "-")
         return event
+
+    @staticmethod
+    def _overruled(face: TrackedFace, event: EntryEvent | None) -> TrackedFace:
+        if event is None or not face.known or (event.decision == face.decision and event.person_id is not None):
+            return face
+        if event.person_id is None:
+            return replace(face, known=False, decision="unknown", candidate_id=None, candidate_name=None)
+        return replace(face, decision=event.decision, access=event.decision, reason=event.reason)
+
+    def _confirm(self, conn: sqlite3.Connection, entry: NewEntry, gallery: Gallery) -> NewEntry:
+        """The entry as the database now says it should be (inside the logging transaction).
+
+        If the store's revision is the one the gallery and rules were read at, nothing changed.
+        Otherwise the person may have been removed (their id may even belong to someone enrolled
+        since: SQLite reuses the newest id), deactivated, or the rules changed: check the person's
+        row and decide again with the rules as they are now."""
+        revision = self.app.store.revision(conn)
+        if entry.person_id is None or (revision == gallery.revision and revision == self._rules_revision):
+            return entry
+        row = conn.execute("SELECT name, active FROM people WHERE id = ?", (entry.person_id,)).fetchone()
+        if row is None or row[0] != entry.person_name:
+            return replace(entry, person_id=None, person_name=None, decision="unknown",
+                           reason="removed from the people list just now")
+        if not row[1]:
+            return replace(entry, decision="denied", reason=INACTIVE)
+        verdict = self._access(entry.person_id, entry.time, gallery=replace(gallery, inactive=frozenset()),
+                               rules=self._attendance.access_rules())
+        return replace(entry, decision=verdict.decision, reason=verdict.reason or None)

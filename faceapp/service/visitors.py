@@ -11,6 +11,7 @@ equals a full regroup; `faceapp evaluate --cluster` measures it against average 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,14 +121,25 @@ class FaceEventLog:
 
     def log(self, entry: NewEntry, threshold: float | None = None) -> int:
         """Write the entry (and its face, in the same transaction); group it if it is unknown."""
-        entry_id = self.attendance.add_entry(entry)
+        return self.log_confirmed(entry, threshold)[1]
+
+    def log_confirmed(self, entry: NewEntry, threshold: float | None = None,
+                      confirm: Callable[[sqlite3.Connection, NewEntry], NewEntry] | None = None
+                      ) -> tuple[NewEntry, int]:
+        """As :meth:`log`; ``confirm(conn, entry)`` may revise the entry inside the writing
+        transaction (a station re-checks the person and the rules there). Returns the entry as
+        written and its id."""
+        with self.app.store.transaction() as conn:
+            if confirm is not None:
+                entry = confirm(conn, entry)
+            entry_id = self.attendance.add_entry(entry, conn)
         if entry.face is not None and entry.person_id is None and entry.decision == "unknown":
             try:
                 self.index().group(entry_id, entry.face.embedding,
                                    self.app.threshold if threshold is None else threshold)
             except Exception:   # the entry is safe; regroup_pending() picks it up later
                 log.exception("could not group entry %d into a visitor", entry_id)
-        return entry_id
+        return entry, entry_id
 
     def regroup_pending(self, threshold: float | None = None) -> int:
         """Group unknown events that have a face but no visitor yet; returns how many."""

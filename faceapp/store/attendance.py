@@ -9,6 +9,7 @@ format as :func:`faceapp.store.db.utc_now`, so text comparison orders them.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -140,21 +141,23 @@ class AttendanceStore:
         self.store = store
 
     # -- entries ---------------------------------------------------------------------------
-    def add_entry(self, entry: NewEntry) -> int:
-        """Log one entry; returns its id."""
+    def add_entry(self, entry: NewEntry, conn: sqlite3.Connection | None = None) -> int:
+        """Log one entry; returns its id. ``conn``: inside the caller's transaction."""
         if entry.decision not in DECISIONS:
             raise StoreError(f"unknown decision {entry.decision!r}")
+        if conn is None:
+            with self.store.transaction() as c:
+                return self.add_entry(entry, c)
         distance = entry.distance if entry.distance is not None and np.isfinite(entry.distance) else None
-        with self.store.transaction() as conn:
-            cur = conn.execute(
-                "INSERT INTO entries (time, door, person_id, person_name, decision, distance, snapshot, track_id, "
-                "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (utc_iso(entry.time), entry.door, entry.person_id, entry.person_name, entry.decision,
-                 None if distance is None else float(distance), entry.snapshot, entry.track_id, entry.reason))
-            entry_id = int(cur.lastrowid)
-            if entry.face is not None:
-                insert_entry_face(conn, entry_id, entry.face)
-            return entry_id
+        cur = conn.execute(
+            "INSERT INTO entries (time, door, person_id, person_name, decision, distance, snapshot, track_id, "
+            "reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (utc_iso(entry.time), entry.door, entry.person_id, entry.person_name, entry.decision,
+             None if distance is None else float(distance), entry.snapshot, entry.track_id, entry.reason))
+        entry_id = int(cur.lastrowid)
+        if entry.face is not None:
+            insert_entry_face(conn, entry_id, entry.face)
+        return entry_id
 
     def entries(self, query: EntryQuery = EntryQuery()) -> list[EntryRecord]:
         """Entries matching ``query``, oldest first unless ``newest_first``."""

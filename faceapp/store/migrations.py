@@ -189,5 +189,28 @@ def _v4_visitors(conn: sqlite3.Connection) -> None:
         conn.execute(sql)
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors]
+# Tables whose changes can change a door decision (who is enrolled, their templates and
+# negatives, doors, groups).
+REVISED_TABLES = ("people", "templates", "negatives", "doors", "door_groups", "access_groups", "person_groups")
+
+
+def _v5_revision(conn: sqlite3.Connection) -> None:
+    """A change counter for running stations (logic issue, item 4).
+
+    Counts and highest ids of the tables are no signature: SQLite reuses the id of a deleted
+    newest row, so "remove the newest person, enroll another with as many photos" looked like no
+    change. Triggers bump ``revision.n`` inside the very transaction of every change to the
+    tables that decide who passes a door, whichever process or code path makes it, so a reader
+    that sees the same number has seen the same people, templates and rules. It starts at a
+    random number, so a database put in place by a restore is not taken for the one it replaced."""
+    conn.execute("CREATE TABLE revision (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)")
+    conn.execute("INSERT INTO revision (id, n) VALUES (1, abs(random() / 4))")
+    for table in REVISED_TABLES:
+        for op in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(f"CREATE TRIGGER {table}_revision_{op.lower()} AFTER {op} ON {table} "
+                         f"BEGIN UPDATE revision SET n = n + 1 WHERE id = 1; END")
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors,
+                                                        _v5_revision]
 SCHEMA_VERSION = len(MIGRATIONS)

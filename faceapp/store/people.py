@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -211,16 +211,25 @@ class PeopleMixin:
             conn.execute("DELETE FROM photos WHERE id = ?", (photo_id,))
             self.audit("photo.remove", f"person:{row[0]}", {"photo_id": photo_id, "templates": n_templates}, conn)
 
-    def gallery(self, model_id: str, active_only: bool = True, dim: int = 512) -> Gallery:
-        """Snapshot of all templates of ``model_id`` for the matcher."""
-        sql = ("SELECT t.id, t.person_id, t.embedding, p.name FROM templates t JOIN people p ON p.id = t.person_id "
-               "WHERE t.model_id = ?" + (" AND p.active = 1" if active_only else ""))
+    def revision(self, conn: sqlite3.Connection | None = None) -> int:
+        """The change counter of people, templates, doors and groups (see migration v4): equal
+        numbers mean nothing a door decision depends on changed in between, in any process."""
         with self._lock:
+            return int((conn or self.conn).execute("SELECT n FROM revision WHERE id = 1").fetchone()[0])
+
+    def gallery(self, model_id: str, active_only: bool = True, dim: int = 512) -> Gallery:
+        """Snapshot of all templates of ``model_id`` for the matcher, stamped with the
+        :meth:`revision` it was read at (read first: a change made meanwhile shows as a newer one)."""
+        sql = ("SELECT t.id, t.person_id, t.embedding, p.name, p.active FROM templates t "
+               "JOIN people p ON p.id = t.person_id WHERE t.model_id = ?" + (" AND p.active = 1" if active_only else ""))
+        with self._lock:
+            revision = self.revision()
             rows = self.conn.execute(sql, (model_id,)).fetchall()
         if not rows:
-            return Gallery.empty(dim)
+            return replace(Gallery.empty(dim), revision=revision)
         emb = np.vstack([np.frombuffer(r[2], np.float32) for r in rows])
-        return Gallery.build([r[1] for r in rows], emb, {r[1]: r[3] for r in rows}, [r[0] for r in rows])
+        gallery = Gallery.build([r[1] for r in rows], emb, {r[1]: r[3] for r in rows}, [r[0] for r in rows])
+        return replace(gallery, revision=revision, inactive=frozenset(int(r[1]) for r in rows if not r[4]))
 
     def photos_missing_templates(self, model_id: str) -> list[PhotoRecord]:
         """Photos that have no template for ``model_id`` yet (to recompute after a model change)."""
