@@ -7,6 +7,7 @@ be called from another.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -14,7 +15,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -188,7 +189,8 @@ class CameraSource(_CaptureSource):
         cap = None
         for backend in backends:
             try:
-                candidate = cv2.VideoCapture(self.index, backend)
+                with quiet_opencv():  # a missing camera is our one-line error, not OpenCV's dozen
+                    candidate = cv2.VideoCapture(self.index, backend)
             except cv2.error as exc:
                 log.debug("webcam %d with backend %d: %s", self.index, backend, exc)
                 continue
@@ -536,6 +538,30 @@ def open_source(spec: str, loop: bool = False, realtime: bool = True) -> FrameSo
             return VideoFileSource(path, loop=loop, realtime=realtime)
     raise SourceError(
         f"camera source '{text}' not found: give a webcam number, a video file, a URL or a folder of images")
+
+
+_QUIET_LOCK = threading.Lock()
+_quiet_depth = 0
+_saved_level: int | None = None
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's own console messages off meanwhile (its warnings on every retry of a missing
+    webcam went to stderr; ResilientSource logs one line per change of state instead)."""
+    global _quiet_depth, _saved_level
+    with _QUIET_LOCK:
+        if _quiet_depth == 0:
+            _saved_level = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _saved_level is not None:
+                cv2.utils.logging.setLogLevel(_saved_level)
 
 
 class ResilientSource:

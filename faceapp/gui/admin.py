@@ -82,7 +82,19 @@ def _sentence(text: str) -> str:
 
 
 # -- password dialogs ----------------------------------------------------------------------------------
-class PasswordDialog(QDialog):
+class _MessageDialog(QDialog):
+    """A dialog with a ``message`` label that grows the dialog when it fills, so the intro text
+    above it is never squeezed out."""
+
+    message: QLabel
+
+    def _say(self, text: str) -> None:
+        self.message.setText(text)
+        self.layout().activate()
+        self.adjustSize()
+
+
+class PasswordDialog(_MessageDialog):
     """Asks for the administrator password and checks it itself, so that a wrong one keeps the
     dialog open with the reason, and the slow-down shows as a countdown on the button."""
 
@@ -94,10 +106,10 @@ class PasswordDialog(QDialog):
         self.setWindowTitle("Administrator password")
         self.setModal(True)
         layout = QVBoxLayout(self)
-        text = QLabel(f"To {reason}, enter the administrator password." if reason
-                      else "Enter the administrator password.", self)
-        text.setWordWrap(True)
-        layout.addWidget(text)
+        self.intro = QLabel(f"To {reason}, enter the administrator password." if reason
+                            else "Enter the administrator password.", self)
+        self.intro.setWordWrap(True)
+        layout.addWidget(self.intro)
         self.password = QLineEdit(self)
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setObjectName("adminPassword")
@@ -126,14 +138,14 @@ class PasswordDialog(QDialog):
         try:
             result = security.check_admin_password(self.app.store, self.password.text(), now=self._clock())
         except FaceAppError as exc:
-            self.message.setText(str(exc))
+            self._say(str(exc))
             return False
         if result.ok:
             self.message.clear()
             self.accept()
             return True
         self.password.clear()
-        self.message.setText(_sentence(result.message))
+        self._say(_sentence(result.message))
         self._tick()
         return False
 
@@ -154,7 +166,7 @@ class PasswordDialog(QDialog):
         super().done(result)
 
 
-class SetPasswordDialog(QDialog):
+class SetPasswordDialog(_MessageDialog):
     """Sets the administrator password (first run), or changes it: typed twice, minimum length."""
 
     def __init__(self, app: App, parent: QWidget | None = None, first_run: bool = True) -> None:
@@ -167,9 +179,9 @@ class SetPasswordDialog(QDialog):
         intro = ("Choose the administrator password. It protects enrollment, deletion, settings, the "
                  "threshold and exports; the reception screen only recognises." if first_run
                  else "Choose a new administrator password.")
-        label = QLabel(intro + f" At least {security.MIN_PASSWORD_LENGTH} characters.", self)
-        label.setWordWrap(True)
-        layout.addWidget(label)
+        self.intro = QLabel(intro + f" At least {security.MIN_PASSWORD_LENGTH} characters.", self)
+        self.intro.setWordWrap(True)
+        layout.addWidget(self.intro)
         form = QFormLayout()
         self.password = QLineEdit(self)
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
@@ -196,16 +208,16 @@ class SetPasswordDialog(QDialog):
         try:
             security.validate_new_password(first)
         except FaceAppError as exc:
-            self.message.setText(_sentence(str(exc)))
+            self._say(_sentence(str(exc)))
             return False
         if first != second:
-            self.message.setText("The two passwords differ.")
+            self._say("The two passwords differ.")
             self.confirm.clear()
             return False
         try:
             security.set_admin_password(self.app.store, first)
         except FaceAppError as exc:
-            self.message.setText(str(exc))
+            self._say(str(exc))
             return False
         self.accept()
         return True

@@ -245,7 +245,7 @@ class CalibrationDialog(QDialog):
         n_imp = self._impostor().size
         need = metrics.min_samples_for_rate(self.target_rate)
         if n_imp < need:
-            problems.append(f"a rate of {self.rate.value():g} % needs about {need} different-person samples "
+            problems.append(f"a rate of {self.rate.value():g} % needs about {need} {self._impostor_noun()} "
                             f"and there are {n_imp}")
         if self.pairs.genuine.size < MIN_GENUINE_PAIRS:
             problems.append(f"only {self.pairs.genuine.size} same-person pairs (photos of the same person): "

@@ -277,13 +277,15 @@ class EnrollDialog(QDialog):
         layout.addWidget(self.status)
 
         self.shot_list = QListWidget()
-        self.shot_list.setViewMode(QListView.ViewMode.IconMode)
+        # One row per shot: the whole file name, the whole verdict and the quality numbers are
+        # read in the row (an icon grid cut them to "Colin_Powell_000" and "3 faces of …").
+        self.shot_list.setViewMode(QListView.ViewMode.ListMode)
         self.shot_list.setIconSize(QSize(THUMB, THUMB))
-        self.shot_list.setGridSize(QSize(THUMB + 52, THUMB + 50))
         self.shot_list.setResizeMode(QListView.ResizeMode.Adjust)
         self.shot_list.setMovement(QListView.Movement.Static)
         self.shot_list.setWordWrap(True)
-        self.shot_list.setUniformItemSizes(True)
+        self.shot_list.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.shot_list.setSpacing(2)
         self.shot_list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
         self.shot_list.itemSelectionChanged.connect(self._update_state)
         layout.addWidget(self.shot_list, 1)
@@ -405,7 +407,7 @@ class EnrollDialog(QDialog):
         good = sum(c.ok for c in batch)
         text = f"Checked {len(batch)} pictures: {good} accepted, {len(batch) - good} rejected."
         if good < len(batch):
-            text += " Point at a shot to see the details."
+            text += " The reasons are in the list below."
         self._set_status(text, error=good == 0)
 
     def _add_entry(self, result: Analysed) -> ShotEntry:
@@ -414,11 +416,7 @@ class EnrollDialog(QDialog):
         self._entries[entry.key] = entry
         c = entry.checked
         picture = c.shot.face.crop if c.shot is not None else result.preview
-        label = self._label(entry)
-        if len(label) > 16:
-            label = label[:7] + "…" + label[-8:]
-        verdict = "✓ accepted" if c.ok else "✗ " + _short_reason(c.reasons[0])
-        item = QListWidgetItem(f"{label}\n{verdict}")
+        item = QListWidgetItem(row_text(self._label(entry), c))
         if picture is not None:
             item.setIcon(thumbnail_icon(picture, THUMB, OK_COLOUR if c.ok else BAD_COLOUR))
         item.setData(Qt.ItemDataRole.UserRole, entry.key)
@@ -431,9 +429,14 @@ class EnrollDialog(QDialog):
 
     def remove_selected(self) -> None:
         """Drop the selected shots (nothing is stored before Save)."""
+        removed = []
         for item in self.shot_list.selectedItems():
-            self._entries.pop(item.data(Qt.ItemDataRole.UserRole), None)
+            entry = self._entries.pop(item.data(Qt.ItemDataRole.UserRole), None)
+            if entry is not None:
+                removed.append(self._label(entry))
             self.shot_list.takeItem(self.shot_list.row(item))
+        if removed:  # the status must not go on about a shot that is gone
+            self._set_status(f"Removed {removed[0]}." if len(removed) == 1 else f"Removed {len(removed)} shots.")
         if self._picker is not None:
             self._picker.reset(self.accepted_shots())
         self._update_state()
@@ -685,18 +688,30 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _short_reason(reason: str) -> str:
-    # "blurred (sharpness 12, need 20)" -> "blurred": the details are in the tooltip.
-    short = reason.split(" (")[0].split(";")[0]
-    return short if len(short) <= 26 else short[:25] + "…"
+def quality_text(c: Checked) -> str:
+    """The measured quality of a checked shot, one line ('' when no face was measured)."""
+    if c.shot is None:
+        return ""
+    q = c.shot.quality
+    return (f"face {q.face_px:.0f} px · detector {q.det_score:.2f} · sharpness {q.sharpness:.0f} · "
+            f"brightness {q.brightness:.0f} · turn {q.yaw:+.2f} · tilt {q.roll_deg:+.0f}°")
+
+
+def row_text(label: str, c: Checked) -> str:
+    """A shot's row: its whole name, the whole verdict, the quality numbers and any note."""
+    lines = [f"{label} — " + ("✓ accepted" if c.ok else "✗ rejected: " + "; ".join(c.reasons))]
+    quality = quality_text(c)
+    if quality:
+        lines.append(quality)
+    if c.shot is not None and c.shot.note:
+        lines.append(c.shot.note)
+    return "\n".join(lines)
 
 
 def _tooltip(c: Checked) -> str:
     lines = [c.source, "Accepted" if c.ok else "Rejected: " + "; ".join(c.reasons)]
     if c.shot is not None:
-        q = c.shot.quality
-        lines.append(f"face {q.face_px:.0f} px, detector {q.det_score:.2f}, sharpness {q.sharpness:.0f}, "
-                     f"brightness {q.brightness:.0f}, turn {q.yaw:+.2f}, tilt {q.roll_deg:+.0f}°")
+        lines.append(quality_text(c))
         if c.shot.note:
             lines.append(c.shot.note)
     return "\n".join(lines)

@@ -148,6 +148,21 @@ def place_plate(box: QRectF, size: tuple[float, float], bounds: QRectF, obstacle
     return min(candidates, key=lambda r: 0.5 * _overlap(r, box) + sum(_overlap(r, o) for o in obstacles))
 
 
+def unstack_plate(rect: QRectF, bounds: QRectF, placed: list[QRectF], gap: float) -> QRectF:
+    """``rect`` moved up or down (the least) so that it covers no plate in ``placed``; unchanged
+    if it covers none, or if no free place exists within ``bounds``."""
+    if not any(rect.intersects(o) for o in placed):
+        return rect
+    h = rect.height()
+    ys = {rect.y()}
+    for o in placed:
+        ys.update((o.top() - h - gap, o.bottom() + gap))
+    free = [QRectF(rect.x(), y, rect.width(), h) for y in ys
+            if bounds.top() <= y and y + h <= bounds.bottom()]
+    free = [r for r in free if not any(r.intersects(o) for o in placed)]
+    return min(free, key=lambda r: abs(r.y() - rect.y())) if free else rect
+
+
 # Names of enrolled people are what the reception reads; strangers and faces still being
 # identified get smaller plates, so a crowd does not bury the picture under labels.
 PLATE_SCALE = {"known": 1.0, "denied": 1.0, "unknown": 0.75, "pending": 0.7}
@@ -179,12 +194,35 @@ class _PlateText:
         self.icon_d = self.fm_name.height() * 0.9
         self.height = self.fm_name.height() + 2 * self.pad * 0.6
 
-    def layout(self, name: str, dist: str, max_w: float) -> tuple[str, float]:
-        """The name (elided to fit ``max_w``) and the plate width."""
+    def layout(self, name: str, dist: str, max_w: float) -> tuple[str, str, float]:
+        """(name, distance, plate width) fitting ``max_w``: only the person's name is shortened;
+        the decision words ("· no access", "inactive:") never are. The distance is dropped
+        before the name would shrink to nothing. The width can exceed ``max_w`` when even the
+        decision words do not fit; the caller then takes a smaller font."""
+        prefix, who, suffix = split_plate_text(name)
+        fixed_w = self.pad + self.icon_d + self.gap + self.pad
+        kept_w = self.fm_name.horizontalAdvance(prefix + suffix)
+        min_who = self.fm_name.horizontalAdvance(who[:3] + "…") if who else 0.0
         dist_w = self.fm_dist.horizontalAdvance(dist) + self.gap if dist else 0.0
-        fixed_w = self.pad + self.icon_d + self.gap + dist_w + self.pad
-        name = self.fm_name.elidedText(name, Qt.TextElideMode.ElideRight, max(10.0, max_w - fixed_w))
-        return name, fixed_w + self.fm_name.horizontalAdvance(name)
+        if dist and fixed_w + kept_w + dist_w + min_who > max_w:
+            dist, dist_w = "", 0.0
+        room = max_w - fixed_w - kept_w - dist_w
+        if who and self.fm_name.horizontalAdvance(who) > room:
+            who = self.fm_name.elidedText(who, Qt.TextElideMode.ElideRight, max(min_who, room))
+        text = prefix + who + suffix
+        return text, dist, fixed_w + dist_w + self.fm_name.horizontalAdvance(text)
+
+
+def split_plate_text(text: str) -> tuple[str, str, str]:
+    """("inactive: ", "Ada", " · no access"): the words around a name that must stay whole."""
+    prefix = suffix = ""
+    if " · " in text:
+        text, rest = text.rsplit(" · ", 1)
+        suffix = " · " + rest
+    if ": " in text:
+        head, text = text.split(": ", 1)
+        prefix = head + ": "
+    return prefix, text, suffix
 
 
 def plate_texts(text_px: float) -> dict[float, _PlateText]:
@@ -203,7 +241,8 @@ class _Plate:
 
 
 def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces: tuple[TrackedFace, ...],
-                bounds: QRectF, text_px: float, texts: dict[float, _PlateText] | None = None) -> list[str]:
+                bounds: QRectF, text_px: float, texts: dict[float, _PlateText] | None = None,
+                rects_out: list[QRectF] | None = None) -> list[str]:
     """Boxes and name plates of ``faces`` (in image pixels) for an image drawn into ``target``.
 
     Plates stay inside ``bounds`` and avoid each other; ``texts`` is :func:`plate_texts` of
@@ -244,14 +283,21 @@ def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces:
     for face in order:
         kind = face_kind(face)
         text = texts[PLATE_SCALE[kind]]
-        name, dist = face_label(face)
-        name, width = text.layout(name, dist, bounds.width() - 4.0)
+        label, dist = face_label(face)
+        max_w = bounds.width() - 4.0
+        name, dist, width = text.layout(label, dist, max_w)
+        if width > max_w:  # even the decision words do not fit: a smaller font, never cut words
+            text = _PlateText(text.name_font.pixelSize() * max_w / width * 0.95)
+            name, dist, width = text.layout(label, dist, max_w)
         others = [boxes[id(f)] for f in faces if f is not face]
         rect = place_plate(boxes[id(face)], (width, text.height), bounds, placed + others, text.gap / 2)
+        rect = unstack_plate(rect, bounds, placed, text.gap / 2)
         placed.append(rect)
         plates.append(_Plate(face, STYLES[kind], rect, name, dist, text))
     for plate in reversed(plates):
         _draw_plate(p, plate)
+    if rects_out is not None:
+        rects_out[:] = [pl.rect for pl in plates]
     drawn = {id(pl.face): f"{pl.name} {pl.dist}".strip() for pl in plates}
     return [drawn[id(f)] for f in faces]
 
@@ -323,6 +369,7 @@ class LiveView(QWidget):
         self._plate_texts: tuple[float, dict[float, _PlateText]] | None = None
         self._layouts: dict[tuple[str, float, float], tuple[QFont, QRectF]] = {}
         self.last_labels: list[str] = []  # what the last paint wrote on the faces
+        self.last_plates: list[QRectF] = []  # where it put their plates
         # Called with time.monotonic() of the shown frame's capture, on its first paint
         # (a plain callback: it runs for every frame and needs no signal).
         self.on_painted: Callable[[float], None] | None = None
@@ -433,11 +480,13 @@ class LiveView(QWidget):
             w, h = qimage.width(), qimage.height()
             target = fit_rect(w, h, area)
             p.drawImage(target, qimage)
-            self.last_labels = paint_faces(p, target, (w, h), self._faces, area, px, self._texts_for(px))
+            self.last_labels = paint_faces(p, target, (w, h), self._faces, area, px, self._texts_for(px),
+                                           self.last_plates)
             if self._dim:
                 p.fillRect(target, _DIM)
         else:
             self.last_labels = []
+            self.last_plates.clear()
         if self._banner:
             text, kind = self._banner
             bg = _BANNER_BG["error" if kind == "error" else "info"]

@@ -95,6 +95,23 @@ class EntryTableModel(RecordTableModel):
         return f"{e.distance:.2f}" if e.distance is not None else ""
 
 
+def entry_details(e: EntryRecord) -> list[str]:
+    """The detail pane's lines: local time as people read it, door, who and what happened."""
+    when = e.when.astimezone()
+    lines = [f"{when:%a %d %b %Y, %H:%M:%S}", f"Door: {e.door}"]
+    if e.person_name:
+        lines.append(f"{e.person_name}: {'access granted' if e.decision == 'granted' else e.decision}")
+    elif e.decision == "unknown":
+        lines.append("Unknown face (not enrolled)")
+    else:
+        lines.append(f"Unidentified face: {e.decision}")
+    if e.distance is not None:
+        lines.append(f"distance {e.distance:.2f}")
+    if e.reason:
+        lines.append(e.reason)
+    return lines
+
+
 def _qdate(d: date) -> QDate:
     return QDate(d.year, d.month, d.day)
 
@@ -340,13 +357,7 @@ class LogPage(QWidget):
             days = self.app.settings.snapshot_retention_days
             kept = f"kept {days} days" if days > 0 else "kept"
             self.snapshot_label.setText(f"No snapshot\n(unknown and denied entries have one, {kept})")
-        when = e.when.astimezone().isoformat(timespec="seconds")
-        lines = [when, e.door, f"{e.person_name or 'unknown'}: {e.decision}"]
-        if e.distance is not None:
-            lines.append(f"distance {e.distance:.2f}")
-        if e.reason:
-            lines.append(e.reason)
-        self.detail_label.setText("\n".join(lines))
+        self.detail_label.setText("\n".join(entry_details(e)))
 
     # -- export -------------------------------------------------------------------------------------
     def _ask_save_path(self, title: str, suggested: str) -> str | None:

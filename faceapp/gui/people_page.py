@@ -54,6 +54,19 @@ class DeleteChoice:
     remove_entries: bool
 
 
+def delete_texts(summary: RemovalSummary) -> tuple[str, str | None]:
+    """The Delete dialog's explanation, and the "also delete entries" choice (None: no entries)."""
+    text = (f"This removes their {summary.photos} stored photo(s) (face crops) and {summary.templates} "
+            f"template(s): they will no longer be recognised. This cannot be undone.")
+    n = summary.entries
+    if n == 0:
+        return text + "\n\nThey have no log entries.", None
+    entries = "their log entry" if n == 1 else f"their {n} log entries"
+    kept = "is" if n == 1 else "are"
+    return (text + f"\n\n{entries[:1].upper() + entries[1:]} {kept} kept with the name as text and without "
+            f"snapshots, unless you tick the box below.", f"Also delete {entries}")
+
+
 def ask_delete(parent: QWidget | None, summary: RemovalSummary) -> DeleteChoice | None:
     """Confirm a deletion, saying exactly what goes; None when cancelled. Tests replace this."""
     p = summary.person
@@ -61,14 +74,11 @@ def ask_delete(parent: QWidget | None, summary: RemovalSummary) -> DeleteChoice 
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle("Delete person")
     box.setText(f"Delete {p.name} for good?")
-    box.setInformativeText(
-        f"This removes their {summary.photos} stored photo(s) (face crops) and {summary.templates} "
-        f"template(s): they will no longer be recognised. This cannot be undone.\n\n"
-        f"Their {summary.entries} log entr{'y' if summary.entries == 1 else 'ies'} are kept with the name "
-        f"as text and without snapshots, unless you tick the box below.")
-    check = QCheckBox(f"Also delete their {summary.entries} log entr{'y' if summary.entries == 1 else 'ies'}")
-    check.setEnabled(summary.entries > 0)
-    box.setCheckBox(check)
+    text, also = delete_texts(summary)
+    box.setInformativeText(text)
+    check = QCheckBox(also or "")
+    if also:
+        box.setCheckBox(check)
     delete = box.addButton("Delete", QMessageBox.ButtonRole.DestructiveRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
     box.setDefaultButton(cancel)
