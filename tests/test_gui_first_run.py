@@ -140,3 +140,40 @@ def test_install_models_menu_entry(qtbot, app, faces_dir):
     qtbot.addWidget(window)
     assert window.install_models_action in window.models_menu.actions()
     assert not models_missing(app)  # the window of an installed data folder: no first-run dialog
+
+
+def test_the_liveness_pack_is_listed_and_installs_but_does_not_replace_recognition(qtbot, bare_app, shared_dir):
+    dialog = ModelSetupDialog(bare_app)
+    qtbot.addWidget(dialog)
+    assert "minifasnet | " in _table_text(dialog) and "Apache-2.0" in _table_text(dialog)
+    dialog.select_pack("minifasnet")
+    assert not dialog.download_button.isEnabled()  # no official ONNX download exists
+    _install(qtbot, dialog, shared_dir / "models")
+    assert dialog.report is not None and dialog.report.pack == "minifasnet"
+    assert verify_pack("minifasnet", bare_app.paths.models).ok
+    assert bare_app.settings.pack == "buffalo_sc"  # recognition unchanged
+    assert models_missing(bare_app)  # a liveness pack alone recognises nobody
+    assert not dialog.start_button.isEnabled()
+    dialog.select_pack("buffalo_sc")
+    assert dialog.download_button.isEnabled()
+
+
+def test_about_box_lists_the_third_party_notices(qtbot, app, faces_dir):
+    from PySide6.QtWidgets import QTextBrowser
+
+    from faceapp.gui.about_notices import licences_folder
+    from faceapp.gui.main import build_main_window
+
+    window = build_main_window(app, camera=str(faces_dir / "five_celebrity"), start=False)
+    qtbot.addWidget(window)
+    dialog = window.show_about()
+    qtbot.addWidget(dialog)
+    view = dialog.findChild(QTextBrowser, "thirdPartyNotices")
+    assert view is not None
+    text = view.toPlainText()
+    for needle in ("MIT licence", "Qt 6 — LGPL-3.0-only", "can be replaced",
+                   "ONNX Runtime — MIT", "OpenCV (opencv-python) — Apache-2.0", "NumPy — BSD-3-Clause",
+                   "insightface (code) — MIT", "non-commercial research only", "YuNet: MIT; SFace: Apache-2.0",
+                   "minifasnet — Apache-2.0"):
+        assert needle in text, needle
+    assert (licences_folder() / "LGPL-3.0.txt").is_file()  # the link points at real texts

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from faceapp.core.errors import ModelError
-from faceapp.engine.catalog import CATALOG, ModelPack
+from faceapp.engine.catalog import CATALOG, find_pack
 from faceapp.engine.installer import InstallReport, install_pack, list_packs
 from faceapp.gui.widgets import BAD_COLOUR, OK_COLOUR, TaskThread
 from faceapp.service.app import App
@@ -45,12 +45,8 @@ _INTRO = (
 
 def models_missing(app: App) -> bool:
     """True when no recognition pack is installed in the data folder (the first start)."""
-    return not any(st.installed for st in list_packs(app.paths.models) if st.name in CATALOG and _recognition_pack(CATALOG[st.name]))
-
-
-def _recognition_pack(pack: ModelPack) -> bool:
-    # Packs other than detector + recogniser (e.g. a liveness model) cannot run recognition alone.
-    return getattr(pack, "recognizer", None) is not None and bool(getattr(pack, "recognizer_id", ""))
+    # A liveness pack alone cannot recognise anyone.
+    return not any(st.installed for st in list_packs(app.paths.models) if st.name in CATALOG)
 
 
 class _Cancelled(ModelError):
@@ -66,6 +62,7 @@ class ModelSetupDialog(QDialog):
         super().__init__(parent)
         self.app = app
         self.task: TaskThread | None = None
+        self._busy = False
         self.report: InstallReport | None = None
         self.setWindowTitle("Install face models" if not first_run else "Welcome to faceapp")
         self.setMinimumWidth(760)
@@ -139,12 +136,14 @@ class ModelSetupDialog(QDialog):
 
     # -- the table ----------------------------------------------------------------
     def _fill(self) -> None:
-        rows = [st for st in list_packs(self.app.paths.models) if st.name in CATALOG and _recognition_pack(CATALOG[st.name])]
+        rows = list_packs(self.app.paths.models)  # recognition packs, then the optional liveness pack
         self.table.setRowCount(len(rows))
         preferred = self.app.settings.pack
         select = 0
         for r, st in enumerate(rows):
             use = "commercial use allowed" if st.commercial_use else "non-commercial research only"
+            if st.name not in CATALOG:
+                use += " (optional liveness check)"
             state = "yes" if st.ok else ("damaged" if st.installed else "")
             for c, text in enumerate((st.name, f"{st.size / 1e6:.0f} MB", st.licence, use, state)):
                 item = QTableWidgetItem(text)
@@ -174,7 +173,10 @@ class ModelSetupDialog(QDialog):
         if name is None:
             self.description.clear()
             return
-        pack = CATALOG[name]
+        pack = find_pack(name)
+        self.download_button.setEnabled(not self.running and all(f.url for f in pack.files))
+        self.download_button.setToolTip("" if all(f.url for f in pack.files) else
+                                        "This pack has no official download: install it from a folder or zip")
         self.description.setText(f"<b>{name}</b>: {pack.description}<br><small>Licence: {pack.licence}. "
                                  f"Official source: {pack.source}</small>")
 
@@ -192,7 +194,8 @@ class ModelSetupDialog(QDialog):
 
     @property
     def running(self) -> bool:
-        return self.task is not None and self.task.isRunning()
+        """True from :meth:`install` until its result has been shown."""
+        return self._busy
 
     def install(self, source: str | Path | None) -> None:
         """Install the selected pack from ``source`` (folder or .zip; None = official source)
@@ -215,10 +218,16 @@ class ModelSetupDialog(QDialog):
         self.task.progressed.connect(self._on_progress)
         self.task.succeeded.connect(self._on_success)
         self.task.failed.connect(self._on_failure)
-        self.task.finished.connect(self._sync_buttons)
+        self.task.finished.connect(self._on_finished)
+        self._busy = True
         self._set_status(f"Installing '{name}' from {where}…")
         self.progress.setRange(0, 0)
         self.task.start()
+        self._sync_buttons()
+
+    def _on_finished(self) -> None:
+        # Queued after succeeded/failed: the outcome is on screen by now.
+        self._busy = False
         self._sync_buttons()
 
     def cancel(self) -> None:
@@ -236,15 +245,16 @@ class ModelSetupDialog(QDialog):
 
     def _on_success(self, report: InstallReport) -> None:
         self.report = report
-        if self.app.settings.pack != report.pack:
+        if report.pack in CATALOG and self.app.settings.pack != report.pack:
             self.app.update_settings(pack=report.pack)
         self.progress.setRange(0, 1)
         self.progress.setValue(1)
         self.progress.setFormat("%p%")
         checks = "sha256 checked" if all(f.check == "sha256" for f in report.files) else "size checked"
-        self._set_status(f"Installed '{report.pack}' ({checks}). faceapp will use it.", ok=True)
+        use = "faceapp will use it" if report.pack in CATALOG else "doors set to require liveness will use it"
+        self._set_status(f"Installed '{report.pack}' ({checks}); {use}.", ok=True)
         self._fill()
-        self.start_button.setEnabled(True)
+        self.start_button.setEnabled(not models_missing(self.app))
         self.installed.emit(report)
 
     def _on_failure(self, message: str) -> None:
@@ -260,10 +270,11 @@ class ModelSetupDialog(QDialog):
 
     def _sync_buttons(self) -> None:
         busy = self.running
-        for b in (self.folder_button, self.zip_button, self.download_button, self.table):
+        for b in (self.folder_button, self.zip_button, self.table):
             b.setEnabled(not busy)
+        self._on_selection()  # the download button: only for packs with an official source
         self.cancel_button.setEnabled(busy)
-        self.start_button.setEnabled(not busy and self.report is not None)
+        self.start_button.setEnabled(not busy and self.report is not None and not models_missing(self.app))
 
     def done(self, result: int) -> None:
         # Closing while installing cancels: the installer removes its temporary files.

@@ -36,6 +36,7 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window, gate=window.admin_gate))  # noqa: E702,E501
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
     from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702
+    from faceapp.gui.about_notices import install_notices; install_notices(window)  # noqa: E702
     audit = window.tabs.indexOf(window.page("Audit log"))
     window.tabs.tabBar().moveTab(audit, window.tabs.count() - 1)  # the gate came first; its page goes last
 
