@@ -259,7 +259,7 @@ def test_backup_errors_are_one_line(home, tmp_path, capsys):
     assert run(home, "backup", str(tmp_path)) == 1
     assert "is a folder" in capsys.readouterr().err
     assert run(home, "backup", str(home / "faceapp.db")) == 1
-    assert "cannot overwrite the database" in capsys.readouterr().err
+    assert "is a file of the data folder" in capsys.readouterr().err
     with pytest.raises(StoreError, match="no database"):
         backup_database(tmp_path / "none.db", tmp_path / "x")
 

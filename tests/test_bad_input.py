@@ -167,7 +167,7 @@ def test_exports_to_odd_paths(obama_home, tmp_path, capsys):
         assert "does not exist" in line
         assert run(obama_home, *cmd, "-o", str(folder)) == 1  # a folder, not a file
         (line,) = errors(capsys)
-        assert "cannot write" in line
+        assert "is a folder" in line
 
 
 # -- names ----------------------------------------------------------------------------------------------------

@@ -84,3 +84,235 @@ def test_watch_never_prints_the_camera_password(home, url):
     out = res.stdout + res.stderr
     assert "127.0.0.1" in out                                  # it did talk about the camera
     assert "Secret4" not in out
+
+
+# -- shared fixtures: a real enrolled database -----------------------------------------------------------
+@pytest.fixture(scope="module")
+def enrolled_db(tmp_path_factory, models_dir, engine) -> Path:
+    """A closed database with Tony Blair and Ariel Sharon enrolled from real photos, entries for both."""
+    from datetime import datetime, timezone
+
+    from conftest import person_photos
+    from faceapp.service.enroll import enroll_files
+    from faceapp.store.attendance import AttendanceStore, NewEntry
+
+    home = tmp_path_factory.mktemp("enrolled")
+    (home / "models").symlink_to(models_dir, target_is_directory=True)
+    with App(home, engine=engine) as app:
+        for who in ("Tony_Blair", "Ariel_Sharon"):
+            enroll_files(app, who.replace("_", " "), person_photos("lfw_krasserm", who)[:2],
+                         employee_id=f"E-{who[:4]}", department="Politics")
+        att = AttendanceStore(app.store)
+        for pid, name in ((1, "Tony Blair"), (2, "Ariel Sharon")):
+            att.add_entry(NewEntry(datetime.now(timezone.utc), "Door", pid, name, "granted"))
+        att.add_entry(NewEntry(datetime.now(timezone.utc), "Door", None, None, "unknown", snapshot=b"\xff\xd8jpeg"))
+    return home / "faceapp.db"
+
+
+@pytest.fixture
+def enrolled(home, enrolled_db) -> Path:
+    """``home`` holding a copy of ``enrolled_db``; returns the data folder."""
+    import shutil
+
+    shutil.copyfile(enrolled_db, home / "faceapp.db")
+    return home
+
+
+def db_state(db: Path) -> tuple:
+    """What a refused command must leave untouched."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return tuple(tuple(conn.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall())
+                     for t in ("people", "photos", "templates", "entries"))
+    finally:
+        conn.close()
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("faceapp: error: "), err
+    return err[0]
+
+
+# -- 1. writers of user-named files ---------------------------------------------------------------------
+WRITERS = [("log", "export", "-o"), ("log", "report", "-o"), ("audit", "export", "-o"),
+           ("people", "export", "Tony Blair", "-o"), ("backup",)]
+
+
+@pytest.mark.parametrize("writer", WRITERS, ids=lambda w: " ".join(w[:2]))
+def test_writers_refuse_the_database_and_the_data_folders_files(enrolled, tmp_path, capsys, writer):
+    home = enrolled
+    db = home / "faceapp.db"
+    with App(home) as app:
+        app.update_settings(camera="rtsp://admin:pw1234567@cam/x")   # creates camera-secrets.json
+    before = db_state(db)
+    (tmp_path / "link-to-db").symlink_to(db)
+    (tmp_path / "link-to-wal").symlink_to(home / "faceapp.db-wal")   # dangling until the WAL exists
+    os.link(db, tmp_path / "hardlink-to-db")
+    (tmp_path / "linked-home").symlink_to(home, target_is_directory=True)
+    targets = [db, home / "faceapp.db-wal", home / "faceapp.db-shm", home / "faceapp.db-journal",
+               home / "camera-secrets.json", home / "models" / "new.csv", home / "backups" / "x.zip",
+               tmp_path / "link-to-db", tmp_path / "link-to-wal", tmp_path / "hardlink-to-db",
+               tmp_path / "linked-home" / "faceapp.db", home]
+    for target in targets:
+        for force in ((), ("--force",)):
+            assert run(home, *writer, str(target), *force) == 1, target
+            assert "of the data folder" in one_error_line(capsys)
+            assert db_state(db) == before
+    assert run(home, "people", "list") == 0                              # still a usable database
+    assert "Tony Blair" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("writer, own_name", [(WRITERS[0], "old.csv"), (WRITERS[2], "old.csv"),
+                                              (WRITERS[3], "old.zip"), (WRITERS[4], "old.faceapp-backup")],
+                         ids=["log export", "audit export", "people export", "backup"])
+def test_writers_replace_their_own_kind_but_other_files_only_with_force(enrolled, tmp_path, capsys, writer,
+                                                                        own_name):
+    home = enrolled
+    # (a folder export never replaces a file; its other kind of target is a .zip name)
+    thesis = tmp_path / ("thesis.zip" if own_name.endswith(".zip") else "thesis.docx")
+    thesis.write_bytes(b"PK\x03\x04 not a spreadsheet")
+    assert run(home, *writer, str(thesis)) == 1
+    assert "--force" in one_error_line(capsys)
+    assert thesis.read_bytes() == b"PK\x03\x04 not a spreadsheet"
+    own = tmp_path / own_name
+    assert run(home, *writer, str(own)) == 0                             # new file
+    first = own.read_bytes()
+    assert run(home, *writer, str(own)) == 0                             # replacing its own kind
+    assert own.read_bytes()[:4] == first[:4]
+    if own_name.endswith(".csv"):
+        csv_named = tmp_path / "photo.csv"
+        csv_named.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00binary")
+        assert run(home, *writer, str(csv_named)) == 1                   # a .csv name is not enough
+        capsys.readouterr()
+    assert run(home, *writer, str(thesis), "--force") == 0
+    assert thesis.read_bytes() != b"PK\x03\x04 not a spreadsheet"
+
+
+# -- 2. safety copies ---------------------------------------------------------------------------------
+def test_two_restores_in_one_second_keep_two_safety_copies(enrolled, tmp_path, monkeypatch, capsys):
+    from datetime import datetime as real_datetime
+
+    from faceapp.store import backup as backup_mod
+
+    home = enrolled
+    b = tmp_path / "b.faceapp-backup"
+    assert run(home, "backup", str(b)) == 0
+
+    class Frozen(real_datetime):        # both restores in the same second, as in the attack
+        @classmethod
+        def now(cls, tz=None):
+            return real_datetime(2026, 5, 31, 14, 25, 0, tzinfo=tz)
+
+    monkeypatch.setattr(backup_mod, "datetime", Frozen)
+    original = db_state(home / "faceapp.db")
+    assert run(home, "restore", str(b), "--yes") == 0
+    assert run(home, "restore", str(b), "--yes") == 0
+    copies = sorted((home / "backups").iterdir())
+    assert [p.name for p in copies] == ["before-restore-20260531-142500-2.faceapp-backup",
+                                        "before-restore-20260531-142500.faceapp-backup"]
+    for c in copies:
+        assert db_state(c)[:4] == original                                # each is a whole copy
+        assert stat.S_IMODE(c.stat().st_mode) == 0o600
+    assert stat.S_IMODE((home / "backups").stat().st_mode) == 0o700
+
+
+# -- 7. permissions -----------------------------------------------------------------------------------
+def test_personal_data_files_are_private_whatever_the_umask(enrolled, tmp_path, capsys):
+    home = enrolled
+    os.chmod(home, 0o755)
+    for p in home.glob("faceapp.db*"):
+        os.chmod(p, 0o644)
+    old = os.umask(0o022)
+    try:
+        out = tmp_path / "out"
+        out.mkdir()
+        assert run(home, "log", "export", "-o", str(out / "e.csv")) == 0
+        assert run(home, "log", "report", "-o", str(out / "r.csv")) == 0
+        assert run(home, "audit", "export", "-o", str(out / "a.csv")) == 0
+        assert run(home, "backup", str(out / "b.faceapp-backup")) == 0
+        assert run(home, "people", "export", "Tony Blair", "-o", str(out / "tony")) == 0
+        assert run(home, "people", "export", "Tony Blair", "-o", str(out / "tony.zip")) == 0
+        with App(home) as app:          # while a process has it open, as another user would copy it
+            app.audit("test.write")
+            db_files = [home / f"faceapp.db{s}" for s in ("", "-wal", "-shm")]
+            assert [stat.S_IMODE(p.stat().st_mode) for p in db_files] == [0o600] * 3
+    finally:
+        os.umask(old)
+    capsys.readouterr()
+    written = [*home.glob("faceapp.db*"), *out.rglob("*")]
+    assert any(p.suffix == ".png" for p in written)
+    for p in written:
+        mode = stat.S_IMODE(p.stat().st_mode)
+        assert mode == (0o700 if p.is_dir() else 0o600), (p, oct(mode))
+    # The data folder itself keeps the mode its owner gave it, but the check says so.
+    assert run(home, "doctor") == 1
+    assert "readable by other users" in capsys.readouterr().out
+    os.chmod(home, 0o700)
+    assert run(home, "doctor") == 0
+
+
+# -- 8. leftovers of killed processes -----------------------------------------------------------------
+def _kill_when(proc: subprocess.Popen, found) -> bool:
+    """SIGKILL ``proc`` as soon as ``found()`` is true; False if it ended first."""
+    import signal
+    import time
+
+    while proc.poll() is None:
+        if found():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def test_a_killed_restore_and_a_killed_backup_leave_nothing_behind(enrolled, tmp_path, capsys):
+    import signal
+
+    home = enrolled
+    b = tmp_path / "b.faceapp-backup"
+    assert run(home, "backup", str(b)) == 0
+    before = db_state(home / "faceapp.db")
+    kills = 0
+    for _ in range(5):                    # a staged restore killed mid-way, several times
+        proc = subprocess.Popen([sys.executable, "-m", "faceapp", "--home", str(home), "restore", str(b), "--yes"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kills += _kill_when(proc, lambda: any((w / "staged.db").exists() for w in home.glob(".restore-*")))
+    assert kills >= 1
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    target = out_dir / "nightly.faceapp-backup"
+    for _ in range(3):                    # a backup killed while its temporary file exists
+        proc = subprocess.Popen([sys.executable, "-m", "faceapp", "--home", str(home), "backup", str(target)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kills += _kill_when(proc, lambda: any(out_dir.glob(".nightly.faceapp-backup.*.tmp")))
+    leftovers = [p.name for p in home.iterdir() if p.name.startswith(".")]
+    if leftovers:
+        # The next start removes them and says so.
+        assert run(home, "people", "list") == 0
+        assert "leftover" in capsys.readouterr().err
+    assert [p.name for p in home.iterdir() if p.name.startswith(".")] == []
+    assert db_state(home / "faceapp.db") == before
+    # The next backup to the same place cleans what the killed ones left beside it.
+    assert run(home, "backup", str(target)) == 0
+    assert [p.name for p in out_dir.iterdir()] == ["nightly.faceapp-backup"]
+    # A running restore's staging folder is locked: a start meanwhile leaves it alone.
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from faceapp.core.fsutil import private_workdir\n"
+        "with private_workdir(Path(sys.argv[1]), '.restore-') as w:\n"
+        "    (w / 'staged.db').write_bytes(b'x'); print(w, flush=True); time.sleep(600)"), str(home)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        work = Path(proc.stdout.readline().strip())
+        with App(home):
+            pass
+        assert (work / "staged.db").exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with App(home):
+        pass
+    assert not work.exists()

@@ -362,7 +362,7 @@ def test_subject_access_export(obama, tmp_path, capsys):
     assert "Joe Biden" not in json.dumps(doc)
     assert (result.photos, result.entries, result.snapshots) == (3, 2, 1)
 
-    with pytest.raises(FaceAppError, match="not an empty folder"):
+    with pytest.raises(FaceAppError, match="not a new or empty folder"):
         privacy.export_person_data(app, pid, folder)
     z = tmp_path / "obama.zip"
     assert main(["--home", str(app.paths.home), "people", "export", "barack obama", "-o", str(z)]) == 0

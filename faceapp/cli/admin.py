@@ -7,9 +7,10 @@ import getpass
 import sys
 from pathlib import Path
 
-from faceapp.cli.common import home_paths, open_app, positive_int, print_json
+from faceapp.cli.common import add_output_force, home_paths, open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
+from faceapp.engine.installer import verify_pack
 from faceapp.service import privacy, security
 from faceapp.store.audit import AuditLog
 from faceapp.store.backup import read_backup_info, restore_database
@@ -37,6 +38,7 @@ def register(sub) -> None:
     p = sub.add_parser("backup", help="copy the whole database (people, photos, log, audit) into one backup file",
                        description="Safe while the window or a door station is running.")
     p.add_argument("file", metavar="FILE")
+    add_output_force(p)
     p.set_defaults(func=cmd_backup)
 
     p = sub.add_parser("restore", help="replace the database with a backup (a copy of the current one is kept)",
@@ -58,6 +60,7 @@ def register(sub) -> None:
     p = asub.add_parser("export", help="the whole audit log as CSV")
     p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
     p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
+    add_output_force(p)
     p.set_defaults(func=cmd_audit_export)
 
     admin = sub.add_parser("admin", help="administrator password and privacy settings")
@@ -72,6 +75,12 @@ def register(sub) -> None:
     p.add_argument("--entries", type=_days, metavar="DAYS", help="keep log entries DAYS days (0 = keep)")
     p.set_defaults(func=cmd_retention)
 
+    p = sub.add_parser("doctor", help="check the data folder: who can read it, and the installed models",
+                       description="Warns when other users of this computer can read the data folder or the "
+                                   "database, and checks the configured model pack file by file (sha256). "
+                                   "Exit status 1 when something needs fixing.")
+    p.set_defaults(func=cmd_doctor)
+
     p = sub.add_parser("purge", help="delete snapshots and log entries older than the retention settings now")
     p.set_defaults(func=cmd_purge)
 
@@ -83,13 +92,14 @@ def register(sub) -> None:
                         "to a new folder, or to a .zip file.")
         p.add_argument("person", metavar="NAME_OR_ID")
         p.add_argument("-o", "--output", required=True, metavar="DIR_OR_ZIP")
+        add_output_force(p)
         p.set_defaults(func=cmd_people_export)
 
 
 # -- backup & restore -------------------------------------------------------------------------------
 def cmd_backup(args) -> int:
     with open_app(args) as app:
-        info = app.backup(args.file)
+        info = app.backup(args.file, force=args.force)
     print(f"backed up {info.describe()} to {args.file} ({info.size / 1e6:.1f} MB)")
     return 0
 
@@ -144,7 +154,7 @@ def cmd_audit_list(args) -> int:
 
 def cmd_audit_export(args) -> int:
     with open_app(args) as app:
-        n = security.export_audit(app, args.output, bom=args.bom)
+        n = security.export_audit(app, args.output, bom=args.bom, force=args.force)
     print(f"wrote {n} audit rows to {args.output}")
     return 0
 
@@ -195,6 +205,24 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_doctor(args) -> int:
+    with open_app(args) as app:
+        warnings = app.paths.privacy_warnings()
+        pack = app.settings.pack
+        report = verify_pack(pack, app.paths.models)
+    for line in warnings:
+        print(f"warning: {line}")
+    if not warnings:
+        print(f"data folder {home_paths(args).home}: private (owner only)")
+    damaged = [f"{f.name} ({f.status}{', ' + f.detail if f.detail else ''})" for f in report.files if f.status in ("missing", "mismatch")]
+    if damaged:
+        print(f"warning: model pack '{pack}': " + ", ".join(damaged) +
+              f"; fix with: faceapp models install --pack {pack} [--from DIR_OR_ZIP]")
+    else:
+        print(f"model pack '{pack}': every file matches its sha256")
+    return 1 if warnings or damaged else 0
+
+
 def cmd_purge(args) -> int:
     with open_app(args) as app:
         report = privacy.apply_retention(app, record_empty=True)
@@ -205,6 +233,6 @@ def cmd_purge(args) -> int:
 def cmd_people_export(args) -> int:
     with open_app(args) as app:
         person = app.store.find_person(args.person)
-        result = privacy.export_person_data(app, person.id, args.output)
+        result = privacy.export_person_data(app, person.id, args.output, force=args.force)
     print(f"wrote everything stored about '{person.name}' to {result.path}: {result.describe()}")
     return 0

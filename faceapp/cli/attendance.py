@@ -6,7 +6,7 @@ import argparse
 import math
 import sys
 
-from faceapp.cli.common import open_app, positive_int, print_json
+from faceapp.cli.common import add_output_force, open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.service import attendance
 from faceapp.store.attendance import DECISIONS, AttendanceStore
@@ -105,11 +105,13 @@ def register(sub) -> None:
     _filters(p)
     p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
     p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
+    add_output_force(p)
     p.set_defaults(func=cmd_log_export)
     p = lsub.add_parser("report", help="daily attendance: first in and last out per person per day, as CSV")
     _filters(p, decision=False)
     p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
     p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
+    add_output_force(p)
     p.set_defaults(func=cmd_log_report)
     from faceapp.cli.visitors import register_log_correct
 
@@ -277,13 +279,13 @@ def cmd_log_list(args) -> int:
 
 def cmd_log_export(args) -> int:
     with open_app(args) as app:
-        n = attendance.export_log(app, "entries", args.output, _query(args, app), bom=args.bom)
+        n = attendance.export_log(app, "entries", args.output, _query(args, app), bom=args.bom, force=args.force)
     print(f"wrote {n} entries to {args.output}")
     return 0
 
 
 def cmd_log_report(args) -> int:
     with open_app(args) as app:
-        n = attendance.export_log(app, "report", args.output, _query(args, app), bom=args.bom)
+        n = attendance.export_log(app, "report", args.output, _query(args, app), bom=args.bom, force=args.force)
     print(f"wrote {n} person-days to {args.output}")
     return 0

@@ -23,6 +23,12 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_output_force(parser) -> None:
+    """--force for commands writing a user-named file (the one guard is :meth:`App.check_output`)."""
+    parser.add_argument("--force", action="store_true",
+                        help="replace an existing file even if it is not of this kind (never the data folder's own)")
+
+
 def cli_actor() -> str:
     """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
     return default_actor(prefix="cli")

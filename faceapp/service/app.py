@@ -11,7 +11,15 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from faceapp.core.fsutil import write_private_text
+from faceapp.core.fsutil import (
+    check_output_target,
+    is_empty_folder,
+    looks_like_csv,
+    looks_like_zip,
+    others_can_read,
+    remove_leftovers,
+    write_private_text,
+)
 from faceapp.core.matcher import Gallery
 from faceapp.core.redact import MASK, has_secret, redact_url
 from faceapp.core.settings import Settings
@@ -19,11 +27,21 @@ from faceapp.engine.catalog import LIVENESS_PACK, get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
 from faceapp.engine.installer import verify_pack
 from faceapp.engine.liveness import LivenessConfig, LivenessScorer
-from faceapp.store.backup import BackupInfo, backup_database
+from faceapp.store.backup import BackupInfo, backup_database, is_backup_file
 from faceapp.store.db import Store
 from faceapp.store.visitors import VisitorStore
 
 log = logging.getLogger(__name__)
+
+# What killed faceapp processes leave in the data folder (see core.fsutil: running ones hold locks).
+LEFTOVERS = (".restore-*", ".*.tmp", ".*.tmp-journal")
+
+OUTPUT_KINDS = {
+    "csv": (looks_like_csv, "CSV file"),
+    "backup": (is_backup_file, "faceapp backup"),
+    "zip": (looks_like_zip, "zip file"),
+    "folder": (is_empty_folder, "new or empty folder"),
+}
 
 DB_NAME = "faceapp.db"
 CAMERA_SECRETS_NAME = "camera-secrets.json"
@@ -63,12 +81,44 @@ class HomePaths:
     def camera_secrets(self) -> Path:
         return self.home / CAMERA_SECRETS_NAME
 
+    @property
+    def backups(self) -> Path:
+        """Safety copies made before a restore."""
+        return self.home / "backups"
+
+    @property
+    def reserved(self) -> tuple[str, ...]:
+        """Names in the data folder that belong to faceapp, even before they exist."""
+        return (DB_NAME, *(DB_NAME + s for s in ("-wal", "-shm", "-journal")), CAMERA_SECRETS_NAME,
+                self.models.name, self.backups.name)
+
     def create(self) -> None:
         """Create the data folder if missing, readable by its owner only: face crops and templates
         are biometric data. An existing folder keeps the permissions its owner gave it (a shared
         station may want a group)."""
         if not self.home.exists():
             self.home.mkdir(parents=True, mode=0o700)
+
+    def remove_leftovers(self) -> list[tuple[Path, int]]:
+        """Remove what killed faceapp processes left in the data folder (a restore's staging
+        folder, temporary files of backups and settings); running processes' files are locked
+        and stay. Returns ``(path, bytes)`` of each one removed."""
+        removed = remove_leftovers(self.home, LEFTOVERS)
+        if self.backups.is_dir():
+            removed += remove_leftovers(self.backups, LEFTOVERS)
+        return removed
+
+    def privacy_warnings(self) -> list[str]:
+        """Lines about parts of the data folder that other users of this computer can read."""
+        lines = []
+        if others_can_read(self.home):
+            mode = oct(self.home.stat().st_mode & 0o777)[2:]
+            lines.append(f"the data folder {self.home} is readable by other users (mode {mode}); "
+                         f"make it private with: chmod 700 '{self.home}'")
+        for p in [self.db, *(self.db.with_name(self.db.name + s) for s in ("-wal", "-shm")), self.camera_secrets]:
+            if p.exists() and others_can_read(p):
+                lines.append(f"{p} is readable by other users; make it private with: chmod 600 '{p}'")
+        return lines
 
 
 class App:
@@ -78,6 +128,10 @@ class App:
                  liveness: LivenessScorer | None = None) -> None:
         self.paths = HomePaths.of(home)
         self.paths.create()
+        removed = self.paths.remove_leftovers()
+        if removed:
+            log.warning("removed %d leftover(s) of interrupted faceapp runs in %s: %s (%.1f MB)", len(removed),
+                        self.paths.home, ", ".join(p.name for p, _ in removed), sum(n for _, n in removed) / 1e6)
         self.store = Store(self.paths.db)
         self._settings = self.store.load_settings()
         self._engine = engine
@@ -91,8 +145,16 @@ class App:
         """Record an administrative action (export, backup, login...) in the audit log."""
         return self.store.audit(action, target, details)
 
-    def backup(self, path: Path | str) -> BackupInfo:
+    def check_output(self, dest: Path | str, kind: str, force: bool = False) -> Path:
+        """The one guard of every writer of a user-named file (exports, reports, backups):
+        refuses the data folder's own files (also through links) and, without ``force``, an
+        existing file of another kind. ``kind``: csv, backup, zip or folder."""
+        own_kind, what = OUTPUT_KINDS[kind]
+        return check_output_target(dest, self.paths.home, self.paths.reserved, own_kind, what, force)
+
+    def backup(self, path: Path | str, force: bool = False) -> BackupInfo:
         """Back up the database to ``path`` (safe while recognition runs) and audit it."""
+        self.check_output(path, "backup", force)
         info = backup_database(self.paths.db, path)
         self.audit("backup.create", {"path": str(Path(path)), "bytes": info.size, **info.counts})
         return info

@@ -128,9 +128,12 @@ def export_report(store: Store, path: Path | str, query: EntryQuery = EntryQuery
 EXPORTS = {"entries": export_entries, "report": export_report}
 
 
-def export_log(app: App, kind: str, path: Path | str, query: EntryQuery = EntryQuery(), bom: bool = False) -> int:
+def export_log(app: App, kind: str, path: Path | str, query: EntryQuery = EntryQuery(), bom: bool = False,
+               force: bool = False) -> int:
     """Write the entries (``kind="entries"``) or the daily report (``"report"``) as CSV and audit
-    the export: every caller, CLI or window, leaves the same audit row. Returns the row count."""
+    the export: every caller, CLI or window, leaves the same audit row. Returns the row count.
+    ``force`` allows replacing an existing file that is not a CSV (see :meth:`App.check_output`)."""
+    app.check_output(path, "csv", force)
     n = EXPORTS[kind](app.store, path, query, bom=bom)
     app.audit("log.export", {"path": str(Path(path)), "rows": n, "kind": kind})
     return n

@@ -30,6 +30,7 @@ from pathlib import Path
 from faceapp import __version__
 from faceapp.core.csvexport import ENTRY_HEADER, entries_csv_rows, write_csv
 from faceapp.core.errors import FaceAppError
+from faceapp.core.fsutil import make_tree_private
 from faceapp.core.types import Person
 from faceapp.service.app import App
 from faceapp.store.attendance import AttendanceStore, EntryQuery, utc_iso
@@ -129,13 +130,14 @@ class SubjectExport:
                 f"{self.snapshots} snapshot(s), {self.audit_rows} audit row(s)")
 
 
-def export_person_data(app: App, person_id: int, dest: Path | str) -> SubjectExport:
+def export_person_data(app: App, person_id: int, dest: Path | str, force: bool = False) -> SubjectExport:
     """Write everything stored about one person to ``dest``: a ``.zip`` file, or a folder that
     does not exist yet (or is empty). Written to a temporary place first, so a failure leaves
     nothing half-written under ``dest``. The export itself is audited."""
     dest = Path(dest)
     as_zip = dest.suffix.lower() == ".zip"
     parent = dest.parent
+    app.check_output(dest, "zip" if as_zip else "folder", force)
     if not parent.is_dir():
         raise FaceAppError(f"folder '{parent}' does not exist")
     if not as_zip and dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
@@ -152,6 +154,7 @@ def export_person_data(app: App, person_id: int, dest: Path | str) -> SubjectExp
         content = work / "export"
         content.mkdir()
         summary = _write_subject_files(app, person, content)
+        make_tree_private(content)  # face crops and snapshots: owner-only whatever the umask
         if as_zip:
             tmp_zip = work / "export.zip"
             with zipfile.ZipFile(tmp_zip, "w", zipfile.ZIP_DEFLATED) as zf:

@@ -207,9 +207,10 @@ def wait_message(seconds: float) -> str:
 
 # -- the audit log as CSV ---------------------------------------------------------------------------
 def export_audit(app: App, path: Path | str, bom: bool = False, action: str | None = None,
-                 search: str | None = None) -> int:
+                 search: str | None = None, force: bool = False) -> int:
     """Write the audit log (oldest first) as a spreadsheet-safe CSV, atomically; the export is
     itself audited. Returns the number of rows written."""
+    app.check_output(path, "csv", force)
     records = AuditLog(app.store).records(action=action, search=search, newest_first=False)
     rows = ([neutralize(v) for v in (local_iso(r.time), r.actor, r.action, r.target or "", r.details, r.id)]
             for r in records)

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from faceapp import __version__
 from faceapp.core.errors import StoreError
-from faceapp.core.fsutil import fsync_dir, replacing
+from faceapp.core.fsutil import claim_new_file, fsync_dir, make_private, private_workdir, replacing
 from faceapp.store.migrations import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 BACKUP_FORMAT = "faceapp-backup"
 BACKUP_FORMAT_VERSION = 1
 BACKUP_SUFFIX = ".faceapp-backup"
+SAFETY_PREFIX = "before-restore"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _COUNTED = ("people", "photos", "templates", "entries", "audit")
 
@@ -118,6 +119,22 @@ def backup_database(db_path: Path | str, dest: Path | str) -> BackupInfo:
     return BackupInfo(dest, BACKUP_FORMAT_VERSION, __version__, schema, created, counts, dest.stat().st_size)
 
 
+def is_backup_file(path: Path | str) -> bool:
+    """True if ``path`` is a faceapp backup file (of any version): safe to replace with a new one."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(len(SQLITE_MAGIC)) != SQLITE_MAGIC:
+                return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            return conn.execute("SELECT value FROM backup_meta WHERE key = 'format'").fetchone() == (BACKUP_FORMAT,)
+        finally:
+            conn.close()
+    except (OSError, sqlite3.Error):
+        return False
+
+
 def read_backup_info(path: Path | str) -> BackupInfo:
     """Check that ``path`` is a faceapp backup this version can restore; raises StoreError."""
     path = Path(path)
@@ -145,8 +162,8 @@ def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path |
     if _same_file(backup, db_path):
         raise StoreError("that file is the database itself, not a backup of it")
     db_path.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".restore-", dir=db_path.parent))
-    try:
+    # Locked while in use: a killed restore leaves it unlocked, and the next start removes it.
+    with private_workdir(db_path.parent, ".restore-") as work:
         staged = work / "staged.db"
         try:
             shutil.copyfile(backup, staged)
@@ -159,8 +176,6 @@ def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path |
         healthy = _healthy(db_path)
         safety = _keep_current(db_path, safety_dir, healthy)
         mode = _install(staged, db_path, healthy)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     log.info("restored %s into %s (%s)", backup, db_path, mode)
     return RestoreResult(info, safety, migrated_from, mode)
 
@@ -273,23 +288,32 @@ def _keep_current(db_path: Path, safety_dir: Path, healthy: bool) -> Path | None
     if not db_path.exists():
         return None
     try:
-        safety_dir.mkdir(parents=True, exist_ok=True)
+        safety_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(safety_dir)
     except OSError as exc:
         raise StoreError(f"cannot create {safety_dir} for a copy of the current database: "
                          f"{exc.strerror or exc}; nothing was restored") from exc
-    name = default_backup_name(prefix="before-restore")
+    # A unique name, claimed atomically: a second restore in the same second must not
+    # overwrite the first one's copy (it may be the only copy of the original database).
+    stem = default_backup_name(prefix=SAFETY_PREFIX)[: -len(BACKUP_SUFFIX)]
     if healthy:
-        dest = safety_dir / name
-        backup_database(db_path, dest)
+        dest = claim_new_file(safety_dir, stem, BACKUP_SUFFIX)
+        try:
+            backup_database(db_path, dest)
+        except BaseException:
+            _unlink(dest)
+            raise
         return dest
-    dest = safety_dir / (name[: -len(BACKUP_SUFFIX)] + "-damaged.db")
+    dest = claim_new_file(safety_dir, stem + "-damaged", ".db")
     try:
         shutil.copyfile(db_path, dest)
         wal = db_path.with_name(db_path.name + "-wal")
         if wal.exists():
             shutil.copyfile(wal, dest.with_name(dest.name + "-wal"))
+            _chmod_private(dest.with_name(dest.name + "-wal"))
         _chmod_private(dest)
     except OSError as exc:
+        _unlink(dest)
         raise StoreError(f"cannot copy the current database to {dest}: {exc.strerror or exc}; "
                          f"nothing was restored") from exc
     return dest

@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import sqlite_utils
 
 from faceapp.core.errors import StoreError
+from faceapp.core.fsutil import make_private
 from faceapp.store.audit import write_audit
 from faceapp.store.backup import backup_database, default_backup_name
 from faceapp.store.blobs import decode_blob, encode_jpeg, encode_png  # noqa: F401 (re-exported)
@@ -52,6 +53,9 @@ class Store(PeopleMixin, SettingsMixin):
             self.db = sqlite_utils.Database(conn)
             if str(path) != ":memory:":
                 self.db.enable_wal()
+                # Names, face crops and templates: owner-only whatever the umask or the folder's
+                # mode (SQLite gives a new -wal/-shm the mode of the database file).
+                make_private(*(self.path.with_name(self.path.name + s) for s in ("", "-wal", "-shm")))
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
         except BaseException as exc:
