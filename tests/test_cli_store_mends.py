@@ -22,7 +22,7 @@ HINT = "enrolled people need templates for this model"
 
 def _photo(dim: int) -> NewPhoto:
     crop = np.full((112, 112, 3), 128, np.uint8)
-    return NewPhoto(crop=crop, embedding=np.ones(dim, np.float32))
+    return NewPhoto(crop=crop, embedding=np.full(dim, dim ** -0.5, np.float32))
 
 
 def test_models_use_hints_at_recompute_only_when_templates_are_missing(tmp_path, capsys):
@@ -31,7 +31,7 @@ def test_models_use_hints_at_recompute_only_when_templates_are_missing(tmp_path,
     assert main(["--home", str(tmp_path), "models", "use", "opencv"]) == 0
     assert HINT in capsys.readouterr().out
     with Store(tmp_path / "faceapp.db") as s:
-        s.add_templates("sface", [(p.id, np.ones(128, np.float32)) for p in s.photos()])
+        s.add_templates("sface", [(p.id, np.full(128, 128 ** -0.5, np.float32)) for p in s.photos()])
     assert main(["--home", str(tmp_path), "models", "use", "buffalo_sc"]) == 0
     assert main(["--home", str(tmp_path), "models", "use", "opencv"]) == 0
     assert HINT not in capsys.readouterr().out
@@ -56,7 +56,7 @@ def test_add_templates_returns_how_many_were_stored(tmp_path):
         pid = s.add_person("Ann", "w600k_mbf", [_photo(512), _photo(512)])
         first, second = (p.id for p in s.photos(pid))
         s.remove_photo(second)
-        items = [(first, np.ones(128, np.float32)), (second, np.ones(128, np.float32))]
+        items = [(first, np.full(128, 128 ** -0.5, np.float32)), (second, np.full(128, 128 ** -0.5, np.float32))]
         assert s.add_templates("sface", items) == 1
         assert s.template_count("sface") == 1
 

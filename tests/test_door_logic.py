@@ -173,3 +173,67 @@ def test_a_nan_template_does_not_hide_everyone_else():
     g = Gallery.build([A, B, 3], bad, {A: "a", B: "b", 3: "c"})
     [m] = g.identify(emb[0:1], T)
     assert m.person_id == A
+
+
+# -- item 9: embeddings are checked wherever they are stored ----------------------------------------------------
+def _photo(vec):
+    from faceapp.store.db import NewPhoto
+    return NewPhoto(crop=np.zeros((112, 112, 3), np.uint8), embedding=np.asarray(vec, np.float32))
+
+
+@pytest.mark.parametrize("bad, why", [
+    (np.full(512, np.nan), "not finite"),
+    (np.r_[np.inf, np.zeros(511)], "not finite"),
+    (np.ones(512), "length"),          # not normalised
+    (np.zeros(512), "length"),
+])
+def test_a_damaged_embedding_is_refused_when_stored_and_nothing_is_written(tmp_path, bad, why):
+    from faceapp.core.errors import EmbeddingError
+    from faceapp.store.db import Store
+
+    rng = np.random.default_rng(5)
+    good = unit(rng.normal(size=512))
+    with Store(tmp_path / "f.db") as s:
+        with pytest.raises(EmbeddingError, match=why):
+            s.add_person("Ada", "m1", [_photo(good), _photo(bad)])
+        assert s.list_people() == []
+        pid = s.add_person("Ada", "m1", [_photo(good)])
+        with pytest.raises(EmbeddingError, match=why):
+            s.add_photos(pid, "m1", [_photo(bad)])
+        photo_id = s.photos(pid)[0].id
+        with pytest.raises(EmbeddingError, match=why):
+            s.add_templates("m2", [(photo_id, bad)])
+        assert s.template_count() == 1
+
+
+def test_a_damaged_template_already_in_the_database_is_ignored_not_nearest(tmp_path):
+    from faceapp.store.db import Store
+
+    rng = np.random.default_rng(6)
+    a, b = unit(rng.normal(size=512)), unit(rng.normal(size=512))
+    with Store(tmp_path / "f.db") as s:
+        pa = s.add_person("Ada", "m1", [_photo(a)])
+        pb = s.add_person("Bob", "m1", [_photo(b)])
+        # As a hand edit or a half-synced copy would leave it: bypasses every write path.
+        s.conn.execute("UPDATE templates SET embedding = ? WHERE person_id = ?",
+                       (np.full(512, np.nan, np.float32).tobytes(), pb))
+        g = s.gallery("m1")
+        assert list(g.person_ids) == [pa]
+        [m] = g.identify(a[None, :], T)
+        assert m.person_id == pa
+
+
+def test_check_embeddings_names_the_bad_row():
+    from faceapp.core.errors import EmbeddingError
+    from faceapp.core.scale import check_embeddings
+    from faceapp.store.blobs import embedding_from_blob
+
+    rows = np.vstack([unit(np.ones(8)), unit(np.arange(1, 9)), np.full(8, np.nan)])
+    with pytest.raises(EmbeddingError, match="3 of 3"):
+        check_embeddings(rows)
+    assert check_embeddings(rows[:2], dim=8).shape == (2, 8)
+    with pytest.raises(EmbeddingError, match="expected 512"):
+        check_embeddings(rows[0], dim=512)
+    with pytest.raises(EmbeddingError):
+        embedding_from_blob(b"abc")
+    assert embedding_from_blob(rows[0].astype(np.float32).tobytes()).shape == (8,)

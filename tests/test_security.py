@@ -60,7 +60,7 @@ def test_every_change_is_audited_with_what_changed(tmp_path, real_shots):
         s.update_person(pid, department=None)  # nothing given that changes: no row
         photo = s.photos(pid)[0]
         s.remove_photo(photo.id)
-        s.add_templates("sface", [(p.id, np.ones(128, np.float32)) for p in s.photos(pid)])
+        s.add_templates("sface", [(p.id, np.full(128, 128 ** -0.5, np.float32)) for p in s.photos(pid)])
         settings = s.load_settings()
         s.save_settings(settings.with_threshold("w600k_mbf", 0.55))
         s.save_settings(s.load_settings())  # unchanged: no row

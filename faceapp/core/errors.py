@@ -31,3 +31,7 @@ class NotFoundError(StoreError):
 
 class DuplicateError(StoreError):
     """A unique value (a person's name, a door's name) is already taken."""
+
+
+class EmbeddingError(StoreError):
+    """An embedding is not a finite unit vector (a damaged template, a bad restore or sync)."""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceapp.core.errors import StoreError
+from faceapp.core.errors import EmbeddingError, StoreError
+from faceapp.core.scale import check_embeddings
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -32,6 +33,15 @@ def decode_blob(data: bytes) -> np.ndarray:
     return img
 
 
-def embedding_blob(embedding: np.ndarray) -> bytes:
-    """An embedding as the stored float32 bytes."""
-    return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
+def embedding_blob(embedding: np.ndarray, dim: int | None = None) -> bytes:
+    """An embedding as the stored float32 bytes; refuses one that is not a finite unit vector
+    (:func:`faceapp.core.scale.check_embeddings`)."""
+    return np.ascontiguousarray(check_embeddings(embedding, dim)).reshape(-1).tobytes()
+
+
+def embedding_from_blob(data: bytes, dim: int | None = None) -> np.ndarray:
+    """A stored embedding back as a float32 vector, checked the same way (for restores and
+    syncs that copy rows from another database: EmbeddingError if it is damaged)."""
+    if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) % 4:
+        raise EmbeddingError("a stored embedding is not a float32 vector")
+    return check_embeddings(np.frombuffer(bytes(data), np.float32), dim)[0]

@@ -11,10 +11,10 @@ from typing import Sequence
 
 import numpy as np
 
-from faceapp.core.errors import DuplicateError, NotFoundError
+from faceapp.core.errors import DuplicateError, EmbeddingError, NotFoundError
 from faceapp.core.matcher import Gallery
 from faceapp.core.types import Person
-from faceapp.store.blobs import decode_blob, embedding_blob, encode_png
+from faceapp.store.blobs import decode_blob, embedding_blob, embedding_from_blob, encode_png
 from faceapp.store.common import clean_name, opt_text, utc_now
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,7 @@ class PeopleMixin:
             self.audit("photo.remove", f"person:{row[0]}", {"photo_id": photo_id, "templates": n_templates}, conn)
 
     def revision(self, conn: sqlite3.Connection | None = None) -> int:
-        """The change counter of people, templates, doors and groups (see migration v4): equal
+        """The change counter of people, templates, doors and groups (see migration v5): equal
         numbers mean nothing a door decision depends on changed in between, in any process."""
         with self._lock:
             return int((conn or self.conn).execute("SELECT n FROM revision WHERE id = 1").fetchone()[0])
@@ -227,7 +227,9 @@ class PeopleMixin:
             rows = self.conn.execute(sql, (model_id,)).fetchall()
         if not rows:
             return replace(Gallery.empty(dim), revision=revision)
-        emb = np.vstack([np.frombuffer(r[2], np.float32) for r in rows])
+        rows, emb = _usable_templates(rows)
+        if not rows:
+            return replace(Gallery.empty(dim), revision=revision)
         gallery = Gallery.build([r[1] for r in rows], emb, {r[1]: r[3] for r in rows}, [r[0] for r in rows])
         return replace(gallery, revision=revision, inactive=frozenset(int(r[1]) for r in rows if not r[4]))
 
@@ -266,3 +268,17 @@ class PeopleMixin:
 def _photo_record(row: dict) -> PhotoRecord:
     return PhotoRecord(row["id"], row["person_id"], decode_blob(row["crop"]), row["quality"], row["source"],
                        row["created"])
+
+
+def _usable_templates(rows: list) -> tuple[list, np.ndarray]:
+    """The rows whose embedding (column 2) is a finite unit vector, and those
+    embeddings. A damaged one (a hand-edited or half-synced database) is left out with a warning
+    rather than making every face unknown."""
+    good, vectors = [], []
+    for r in rows:
+        try:
+            vectors.append(embedding_from_blob(r[2]))
+            good.append(r)
+        except EmbeddingError as exc:
+            log.warning("template %s of person %s is unusable and is ignored: %s", r[0], r[1], exc)
+    return good, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))

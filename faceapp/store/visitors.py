@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from faceapp.core.errors import NotFoundError, StoreError
+from faceapp.store.blobs import embedding_blob
 from faceapp.store.db import Store, utc_now
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,7 @@ class Visitor:
     best_entry_id: int | None   # the clearest face among the events (thumbnails, enrollment)
 
 
-def to_blob(embedding: np.ndarray) -> bytes:
-    return np.ascontiguousarray(embedding, dtype=np.float32).reshape(-1).tobytes()
+to_blob = embedding_blob   # checked: a finite unit vector or EmbeddingError
 
 
 def _matrix(blobs: Sequence[bytes], dim: int | None = None) -> np.ndarray:
