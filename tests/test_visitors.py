@@ -318,3 +318,17 @@ def test_search_by_entry_finds_the_same_visitor(vapp, logged):
     hits = search_embedding(vapp, np.frombuffer(emb, np.float32))
     assert hits[0].entry.id == v.entry_ids[0] and hits[0].distance < 1e-4
     assert set(v.entry_ids) <= {h.entry.id for h in hits}
+
+
+def test_evaluate_cluster_reports_bcubed_for_each_method(home, models_dir, faces_dir):
+    code, out, err = cli(home, "evaluate", str(faces_dir / "lfw_krasserm"), "--cluster", "--json",
+                         "--models", str(models_dir))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["n_identities"] == 10 and d["cluster_method"] == "components"
+    assert d["bcubed_f"] >= MIN_BCUBED_F and d["bcubed_precision"] >= 0.95
+    assert abs(d["n_clusters"] - d["n_identities"]) <= 3
+    methods = {c["method"]: c for c in d["cluster_comparison"]}
+    assert set(methods) == {"components", "average", "incremental_average"}
+    assert methods["components"]["bcubed_f"] == d["bcubed_f"]
+    assert "rank1" in d   # the recognition figures are still there

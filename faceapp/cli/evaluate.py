@@ -38,6 +38,9 @@ def register(sub) -> None:
     p.add_argument("--strangers", action="append", default=[], metavar="PATH",
                    help="video, photo or folder of photos of people in none of the DIRs: every face found is an "
                         "extra stranger search (repeatable)")
+    p.add_argument("--cluster", action="store_true",
+                   help="also group every photo as an unknown event (as visitors are grouped) and report B-cubed "
+                        "precision/recall/F against the folders, for each grouping method")
     p.add_argument("--models", metavar="DIR", help="models folder (default: the data folder's models/)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -85,7 +88,8 @@ def _list(value: str | None, default: str, allowed: list[str], what: str) -> lis
 
 def cmd_evaluate(args) -> int:
     from faceapp.service.evaluate import (
-        TABLE_HEADER, EvalConfig, Evaluator, format_report, format_table_row, save_plot)
+        TABLE_HEADER, EvalConfig, Evaluator, cluster_quality, format_cluster, format_report, format_table_row,
+        save_plot)
 
     settings = _settings(args)
     if args.liveness:
@@ -108,6 +112,10 @@ def cmd_evaluate(args) -> int:
         for agg in aggs:
             cfg = EvalConfig(enroll=args.enroll, aggregate=agg, folds=args.folds)
             results.append(ev.evaluate(pack, cfg, threshold, progress=bar))
+    clusters = None
+    if args.cluster:
+        first = results[0]
+        clusters = cluster_quality(ev.identities, ev.faces(first.pack), first.default_threshold)
     if args.plot:
         path = save_plot(results[0], args.plot)
         print(f"plot saved to {path}", file=sys.stderr)
@@ -115,6 +123,8 @@ def cmd_evaluate(args) -> int:
         obj = results[0].to_dict()
         if len(results) > 1:
             obj["comparison"] = [r.to_dict() for r in results]
+        if clusters is not None:
+            obj.update(clusters)
         print_json(obj)
         return 0
     for r in results:
@@ -124,6 +134,9 @@ def cmd_evaluate(args) -> int:
         print(TABLE_HEADER)
         for r in results:
             print(format_table_row(r))
+    if clusters is not None:
+        print()
+        print(format_cluster(clusters))
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import unicodedata
 import zlib
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from faceapp.capture.images import iter_image_files, load_image, person_folders
-from faceapp.core import metrics
+from faceapp.core import clustering, metrics
 from faceapp.core.errors import FaceAppError
 from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.quality import assess
@@ -391,6 +392,53 @@ class Evaluator:
         faces = self.faces(pack, progress)
         return evaluate_embedded(self.identities, faces, config, threshold, pack=pack,
                                  model_id=get_pack(pack).recognizer_id, strangers=self._strangers.get(pack))
+
+
+# -- clustering --------------------------------------------------------------------------------
+CLUSTER_METHOD = "components"   # what faceapp uses for visitors (service.visitors)
+
+
+def cluster_quality(identities: Sequence[Identity], faces: dict[Path, PhotoFace], threshold: float,
+                    methods: Sequence[str] = clustering.METHODS, seed: int = 0) -> dict:
+    """Every photo with a face as an unknown event, grouped by each method at ``threshold``:
+    B-cubed precision/recall/F1 against the folders' identities. Events arrive in a fixed
+    shuffled order (people interleave, as at a door); only the incremental method depends on it.
+    The top-level numbers are those of :data:`CLUSTER_METHOD`; ``cluster_comparison`` has all."""
+    rows, labels = [], []
+    for n, ident in enumerate(identities):
+        for p in ident.photos:
+            if faces[p].found:
+                rows.append(faces[p].embedding)
+                labels.append(n)
+    if not rows:
+        raise FaceAppError("no face found in any photo: nothing to cluster")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    emb, truth = np.vstack(rows)[order], np.asarray(labels)[order]
+    comparison = []
+    for method in methods:
+        t0 = time.perf_counter()
+        pred = clustering.cluster(emb, threshold, method)
+        seconds = time.perf_counter() - t0
+        precision, recall, f = clustering.bcubed(truth, pred)
+        comparison.append({"method": method, "bcubed_precision": _r(precision), "bcubed_recall": _r(recall),
+                           "bcubed_f": _r(f), "n_clusters": int(np.unique(pred).size),
+                           "seconds": _r(seconds, 4)})
+    chosen = next((c for c in comparison if c["method"] == CLUSTER_METHOD), comparison[0])
+    return {"cluster_method": chosen["method"], "cluster_threshold": _r(threshold),
+            "bcubed_precision": chosen["bcubed_precision"], "bcubed_recall": chosen["bcubed_recall"],
+            "bcubed_f": chosen["bcubed_f"], "n_clusters": chosen["n_clusters"],
+            "n_identities": int(np.unique(truth).size), "n_events": len(rows), "cluster_comparison": comparison}
+
+
+def format_cluster(d: dict) -> str:
+    """Human-readable clustering comparison."""
+    lines = [f"clustering {d['n_events']} photos of {d['n_identities']} people as unknown events at threshold "
+             f"{_num(d['cluster_threshold'])} (B-cubed):"]
+    for c in d["cluster_comparison"]:
+        mark = "*" if c["method"] == d["cluster_method"] else " "
+        lines.append(f" {mark} {c['method']:<20} precision {_num(c['bcubed_precision'])}  recall "
+                     f"{_num(c['bcubed_recall'])}  F {_num(c['bcubed_f'])}  {c['n_clusters']} groups")
+    return "\n".join(lines)
 
 
 # -- presentation ---------------------------------------------------------------------------
