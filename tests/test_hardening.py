@@ -316,3 +316,121 @@ def test_a_killed_restore_and_a_killed_backup_leave_nothing_behind(enrolled, tmp
     with App(home):
         pass
     assert not work.exists()
+
+
+# -- 3. restore builds its own schema ---------------------------------------------------------------------
+def _schema(db: Path) -> list:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name").fetchall()
+    finally:
+        conn.close()
+
+
+def test_a_tampered_backups_triggers_views_and_tables_never_reach_the_database(enrolled, tmp_path, capsys):
+    import sqlite3
+    from datetime import datetime, timezone
+
+    from faceapp.store.attendance import AttendanceStore, NewEntry
+    from faceapp.store.db import Store
+
+    home = enrolled
+    b = tmp_path / "b.faceapp-backup"
+    assert run(home, "backup", str(b)) == 0
+    conn = sqlite3.connect(b)     # the attack: edited with sqlite3
+    conn.executescript("""
+        DROP TRIGGER audit_no_update;
+        DROP TRIGGER audit_no_delete;
+        CREATE TRIGGER hide_removals AFTER INSERT ON audit WHEN NEW.action = 'person.remove'
+            BEGIN DELETE FROM audit WHERE id = NEW.id; END;
+        CREATE TRIGGER grant_all AFTER INSERT ON entries WHEN NEW.decision = 'denied'
+            BEGIN UPDATE entries SET decision = 'granted' WHERE id = NEW.id; END;
+        CREATE VIEW everyone AS SELECT name FROM people;
+        CREATE TABLE backdoor (cmd TEXT);
+        INSERT INTO backdoor VALUES ('rm -rf /');
+    """)
+    conn.close()
+    fresh = tmp_path / "fresh" / "faceapp.db"
+    Store(fresh).close()
+    assert run(home, "restore", str(b), "--yes") == 0
+    capsys.readouterr()
+    assert _schema(home / "faceapp.db") == _schema(fresh)          # exactly faceapp's own schema
+    assert db_state(home / "faceapp.db")[0][0][1] == "Tony Blair"  # and the backup's rows
+    assert run(home, "people", "remove", "Tony Blair") == 0
+    with Store(home / "faceapp.db") as s:
+        assert s.query("SELECT COUNT(*) AS n FROM audit WHERE action = 'person.remove'")[0]["n"] == 1
+        AttendanceStore(s).add_entry(NewEntry(datetime.now(timezone.utc), "Door", 2, "Ariel Sharon", "denied"))
+        assert s.query("SELECT decision FROM entries ORDER BY id DESC LIMIT 1")[0]["decision"] == "denied"
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            s.conn.execute("DELETE FROM audit")
+
+
+def _fake_backup(path: Path, tables: dict[str, str], user_version: int | None = None) -> Path:
+    import sqlite3
+
+    from faceapp.store.migrations import SCHEMA_VERSION
+
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE backup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.executemany("INSERT INTO backup_meta VALUES (?, ?)", [("format", "faceapp-backup"), ("format_version", "1"),
+                                                               ("app_version", "9.9"), ("created", "2026-01-01")])
+    for name, sql in tables.items():
+        conn.execute(sql)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION if user_version is None else user_version}")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("case", ["empty tables", "newer faceapp", "wrong types", "not a backup", "orphan rows"])
+def test_refused_restores_leave_the_database_untouched_and_say_one_line(enrolled, tmp_path, capsys, case):
+    import shutil
+    import sqlite3
+
+    from faceapp.store.migrations import SCHEMA_VERSION
+
+    home = enrolled
+    three = {"people": "CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)",
+             "photos": "CREATE TABLE photos (id INTEGER PRIMARY KEY)",
+             "templates": "CREATE TABLE templates (id INTEGER PRIMARY KEY)"}
+    b = tmp_path / "x.faceapp-backup"
+    if case == "empty tables":
+        _fake_backup(b, three)
+        expect = "tables missing"
+    elif case == "newer faceapp":
+        assert run(home, "backup", str(b)) == 0
+        conn = sqlite3.connect(b)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.commit()
+        conn.close()
+        expect = "newer faceapp"
+    elif case == "wrong types":
+        assert run(home, "backup", str(b)) == 0
+        conn = sqlite3.connect(b)
+        conn.execute("UPDATE people SET active = 'yes please' WHERE id = 1")
+        conn.commit()
+        conn.close()
+        expect = "people.active"
+    elif case == "orphan rows":
+        assert run(home, "backup", str(b)) == 0
+        conn = sqlite3.connect(b)
+        conn.execute("PRAGMA foreign_keys = OFF")
+        conn.execute("UPDATE photos SET person_id = 999 WHERE id = 1")
+        conn.commit()
+        conn.close()
+        expect = "missing rows"
+    else:
+        shutil.copyfile(home / "models" / "buffalo_sc" / "w600k_mbf.onnx", b)
+        expect = "not a faceapp backup"
+    capsys.readouterr()
+    before = db_state(home / "faceapp.db")
+    schema = _schema(home / "faceapp.db")
+    assert run(home, "restore", str(b), "--yes") == 1
+    assert expect in one_error_line(capsys)
+    assert db_state(home / "faceapp.db") == before and _schema(home / "faceapp.db") == schema
+    assert not (home / "backups").exists() or not list((home / "backups").iterdir())
+    assert [p for p in home.iterdir() if p.name.startswith(".")] == []
+    assert run(home, "people", "list") == 0                               # every command still works
+    assert "Tony Blair" in capsys.readouterr().out

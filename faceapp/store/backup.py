@@ -6,8 +6,10 @@ that marks it as a faceapp backup (format, app and schema version, time, counts)
 templates, snapshots, settings, credentials and the audit log all live in the database, so
 the one file is everything.
 
-Restoring never opens the user's file for writing: it is copied next to the database first,
-checked (faceapp backup? not from a newer schema? ``integrity_check``?), migrated if older,
+Restoring never opens the user's file for writing: it is copied next to the database first and
+checked (faceapp backup? not from a newer schema? ``integrity_check``?). A fresh database is
+then built with faceapp's own migrations and the rows of the tables faceapp knows are copied
+into it, type-checked (so no trigger, view or table of the file survives), migrated if older,
 and only then written over the live database, in one transaction (the online backup API
 again), so other connections see either the old or the new data. A damaged live database
 is replaced as a file instead. Either way a copy of the current database is kept first.
@@ -28,7 +30,7 @@ from pathlib import Path
 from faceapp import __version__
 from faceapp.core.errors import StoreError
 from faceapp.core.fsutil import claim_new_file, fsync_dir, make_private, private_workdir, replacing
-from faceapp.store.migrations import SCHEMA_VERSION
+from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +172,14 @@ def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path |
         except OSError as exc:
             raise StoreError(f"cannot read {backup}: {exc.strerror or exc}") from exc
         _chmod_private(staged)
-        migrated_from = _prepare(staged, backup)
+        fresh = work / "fresh.db"
+        migrated_from = _rebuild(staged, fresh, backup)
+        _chmod_private(fresh)
         # One quick_check decides both steps: a healthy database is backed up and then written
         # into online; a damaged or missing one is copied raw and then replaced as a file.
         healthy = _healthy(db_path)
         safety = _keep_current(db_path, safety_dir, healthy)
-        mode = _install(staged, db_path, healthy)
+        mode = _install(fresh, db_path, healthy)
     log.info("restored %s into %s (%s)", backup, db_path, mode)
     return RestoreResult(info, safety, migrated_from, mode)
 
@@ -247,25 +251,97 @@ def _info(conn: sqlite3.Connection, path: Path) -> BackupInfo:
                       path.stat().st_size)
 
 
-def _prepare(staged: Path, origin: Path) -> int:
-    """Check the staged copy, drop its marker and migrate it to this schema; returns its old schema."""
-    conn = sqlite3.connect(str(staged), isolation_level=None)
+def _rebuild(staged: Path, fresh: Path, origin: Path) -> int:
+    """Build ``fresh`` with faceapp's own migrations and copy into it the rows of the tables
+    faceapp knows, read from the ``staged`` copy of the backup; returns the backup's schema.
+
+    Nothing of the file's schema survives: its triggers, views, indexes and extra tables are never
+    installed (a backup edited to drop the audit triggers or to rewrite entries has no effect).
+    The tables are those of faceapp's schema at the backup's version (a table missing from the
+    file refuses it); every value must have the type its column declares; tables that the
+    migrations fill themselves (the revision counter) keep their fresh rows. The copied data is
+    then upgraded by the same migrations as any older database."""
     try:
-        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        src = sqlite3.connect(f"{staged.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{origin} is damaged ({exc}); nothing was restored") from exc
+    dst = sqlite3.connect(str(fresh), isolation_level=None)
+    try:
+        check = src.execute("PRAGMA integrity_check").fetchone()[0]
         if check != "ok":
             raise StoreError(f"{origin} is damaged ({check}); nothing was restored")
-        old_schema = _user_version(conn)
-        conn.execute("DROP TABLE backup_meta")
+        version = _user_version(src)
+        file_tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        dst.execute("PRAGMA journal_mode = DELETE")
+        dst.execute("PRAGMA foreign_keys = OFF")  # rows arrive table by table; checked below
+        dst.execute("BEGIN")
+        for step in MIGRATIONS[:version]:
+            step(dst)
+        tables = [r[0] for r in dst.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid")]
+        missing = [t for t in tables if t not in file_tables]
+        if missing:
+            raise StoreError(f"{origin} is not a complete faceapp backup (tables missing: {', '.join(missing)}); "
+                             f"nothing was restored")
+        for table in tables:
+            if dst.execute(f'SELECT 1 FROM "{table}" LIMIT 1').fetchone() is None:
+                _copy_rows(src, dst, table, origin)
+        for step in MIGRATIONS[version:]:
+            step(dst)
+        dst.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        bad = dst.execute("PRAGMA foreign_key_check").fetchone()
+        if bad is not None:
+            raise StoreError(f"{origin} has rows of table {bad[0]} that refer to missing rows of {bad[2]}; "
+                             f"nothing was restored")
+        dst.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
-        raise StoreError(f"{origin} is damaged ({exc}); nothing was restored") from exc
+        raise StoreError(f"{origin} is damaged or cannot be restored ({' '.join(str(exc).split())}); "
+                         f"nothing was restored") from exc
     finally:
-        conn.close()
-    if old_schema < SCHEMA_VERSION:
-        from faceapp.store.db import Store  # the one place that knows how to migrate
+        src.close()
+        dst.close()
+    if version < SCHEMA_VERSION:
+        log.info("backup migrated from schema %d to %d", version, SCHEMA_VERSION)
+    return version
 
-        Store(staged).close()
-        log.info("backup migrated from schema %d to %d", old_schema, SCHEMA_VERSION)
-    return old_schema
+
+# Python types a column of each SQLite affinity may hold in a database faceapp wrote.
+_AFFINITY_TYPES = {"INTEGER": (int,), "REAL": (float, int), "NUMERIC": (int, float), "TEXT": (str,),
+                   "BLOB": (bytes,)}
+
+
+def _affinity(declared: str) -> str:
+    """SQLite's column affinity rules (https://sqlite.org/datatype3.html, 3.1)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "INTEGER"
+    if any(k in d for k in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in d or not d:
+        return "BLOB"
+    if any(k in d for k in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
+
+
+def _copy_rows(src: sqlite3.Connection, dst: sqlite3.Connection, table: str, origin: Path) -> None:
+    columns = [(r[1], _affinity(r[2] or "")) for r in dst.execute(f'PRAGMA table_info("{table}")')]
+    have = {r[1] for r in src.execute(f'PRAGMA table_info("{table}")')}
+    lacking = [c for c, _ in columns if c not in have]
+    if lacking:
+        raise StoreError(f"{origin} is not a complete faceapp backup (table {table} lacks {', '.join(lacking)}); "
+                         f"nothing was restored")
+    names = ", ".join(f'"{c}"' for c, _ in columns)
+    insert = f'INSERT INTO "{table}" ({names}) VALUES ({", ".join("?" for _ in columns)})'
+    allowed = [_AFFINITY_TYPES[a] for _, a in columns]
+    cur = src.execute(f'SELECT {names} FROM "{table}" ORDER BY rowid')
+    while rows := cur.fetchmany(500):
+        for row in rows:
+            for value, (column, _), ok in zip(row, columns, allowed):
+                if value is not None and not isinstance(value, ok):
+                    raise StoreError(f"{origin} holds a {type(value).__name__} in {table}.{column}, which faceapp "
+                                     f"never writes; nothing was restored")
+        dst.executemany(insert, rows)
 
 
 def _healthy(db_path: Path) -> bool:
