@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
 from faceapp.core.errors import FaceAppError, ModelError
 from faceapp.core.matcher import Gallery
 from faceapp.gui.admin import admin_allowed
+from faceapp.gui.group_list import GroupList
 from faceapp.gui.qt_env import emit
 from faceapp.gui.widgets import BAD_COLOUR, OK_COLOUR, TaskThread, ask_choice, bgr_pixmap, thumbnail_icon
 from faceapp.service import enroll
@@ -226,6 +227,9 @@ class EnrollDialog(QDialog):
         form.addRow("&Name:", self.name_edit)
         form.addRow("&Employee ID:", self.employee_edit)
         form.addRow("&Department:", self.department_edit)
+        self.groups = GroupList(self.app, None, self) if self.person is None else None
+        if self.groups is not None and self.groups.count():
+            form.addRow("&Groups:", self.groups)
         if self.person is not None:
             self.name_edit.setText(self.person.name)
             self.employee_edit.setText(self.person.employee_id or "")
@@ -624,6 +628,8 @@ class EnrollDialog(QDialog):
                 return False
         pid = enroll.save_person(self.app, name, shots, self.employee_edit.text() or None,
                                  self.department_edit.text() or None, allow_duplicate=True)
+        if self.groups is not None:
+            self.groups.apply(pid)
         return self._finish(pid, [])
 
     def _save_to_existing(self, shots: list[Shot], emb: np.ndarray, gallery: Gallery) -> bool:

@@ -202,6 +202,20 @@ class LiveController(QObject):
     def capture_status(self) -> CaptureStatus | None:
         return self.capture_worker.status() if self.capture_worker is not None else None
 
+    # -- door -------------------------------------------------------------------
+    @property
+    def current_door(self) -> str:
+        """The door this window decides and logs for."""
+        return self.door or self.app.settings.door
+
+    def set_door(self, name: str) -> None:
+        """Decide and log for door ``name`` from the next frame; remembered in the settings."""
+        self.door = name
+        if self.app.settings.door != name:
+            self.app.update_settings(door=name)
+        if self.recognition_worker is not None:
+            self.recognition_worker.set_door(name)
+
     # -- models -----------------------------------------------------------------
     def retry_models(self) -> None:
         """Load the models again after they failed; restarts recognition if its thread ended."""

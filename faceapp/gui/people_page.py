@@ -35,6 +35,7 @@ from faceapp.core.errors import FaceAppError
 from faceapp.core.types import Person
 from faceapp.gui.admin import AdminGate, admin_allowed, export_person_dialog
 from faceapp.gui.enroll_dialog import FrameProvider, open_enroll_dialog
+from faceapp.gui.group_list import GroupList
 from faceapp.gui.import_dialog import ImportDialog, RecomputeDialog
 from faceapp.gui.qt_env import emit
 from faceapp.gui.widgets import BAD_COLOUR, thumbnail_icon
@@ -91,7 +92,7 @@ def ask_delete(parent: QWidget | None, summary: RemovalSummary) -> DeleteChoice 
 class PersonEditDialog(QDialog):
     """Name, employee id, department and the active flag of one person."""
 
-    def __init__(self, person: Person, parent: QWidget | None = None) -> None:
+    def __init__(self, person: Person, parent: QWidget | None = None, app: App | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Edit {person.name}")
         form = QFormLayout(self)
@@ -105,6 +106,9 @@ class PersonEditDialog(QDialog):
         form.addRow("&Employee ID:", self.employee_edit)
         form.addRow("&Department:", self.department_edit)
         form.addRow("", self.active_check)
+        self.groups = GroupList(app, person.id, self) if app is not None else None
+        if self.groups is not None:
+            form.addRow("&Groups:", self.groups)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -415,10 +419,15 @@ class PeoplePage(QWidget):
         person = self._selected_person()
         if person is None or not self._allowed(f"edit the details of {person.name}"):
             return
-        dialog = PersonEditDialog(person, self)
+        dialog = PersonEditDialog(person, self, app=self.app)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return
-        self.apply_edit(person.id, **dialog.values())
+        if self.apply_edit(person.id, **dialog.values()) and dialog.groups is not None:
+            try:
+                dialog.groups.apply(person.id)
+            except FaceAppError as exc:
+                QMessageBox.warning(self, "Groups not saved", str(exc))
+            self._changed()
 
     def apply_edit(self, person_id: int, **values) -> bool:
         """Save changed details of a person (asks for the password if the gate locked meanwhile)."""

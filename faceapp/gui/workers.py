@@ -206,6 +206,7 @@ class RecognitionWorker(QObject):
         self._door = door
         self._stop = threading.Event()
         self._retry = threading.Event()
+        self._door_changed = threading.Event()
         # Bumped by reset_tracks. A frame is tagged with the generation current before it
         # was taken; comparing and publishing under the lock means a result of the old camera
         # cannot land in the slot after the window cleared it for the new one.
@@ -241,6 +242,11 @@ class RecognitionWorker(QObject):
     def retry_models(self) -> None:
         """Try loading the models again (after `faceapp models install`)."""
         self._retry.set()
+
+    def set_door(self, door: str) -> None:
+        """Decide and log for another door from the next frame (any thread)."""
+        self._door = door
+        self._door_changed.set()
 
     def reset_tracks(self) -> None:
         """Forget tracks before the next frame (the camera changed) and drop the result of any
@@ -300,6 +306,11 @@ class RecognitionWorker(QObject):
             if new_seq == seq:
                 continue
             seq = new_seq
+            if self._door_changed.is_set():  # a new door: its own rules, cooldowns and tracks
+                self._door_changed.clear()
+                pipeline = Pipeline(self.app, door=self._door, log_entries=self._log_entries)
+                pipeline.threshold = self._threshold
+                self.pipeline = pipeline
             current = self._generation  # not `generation`: a new camera must never meet old tracks
             if current != tracked:
                 tracked = current

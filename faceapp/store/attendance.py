@@ -292,6 +292,18 @@ class AttendanceStore:
             conn.execute("DELETE FROM doors WHERE id = ?", (did,))
             self.store.audit("door.remove", f"door:{dname}", {"name": dname}, conn)
 
+    def rename_door(self, name: str, new_name: str) -> Door:
+        """Give a door a new name (its groups and hours stay; past entries keep the old name)."""
+        new_name = clean_name(new_name)
+        with self.store.transaction() as conn:
+            did, dname = self._door_row(conn, name)
+            clash = conn.execute("SELECT id FROM doors WHERE name = ?", (new_name,)).fetchone()
+            if clash and clash[0] != did:
+                raise DuplicateError(f"a door called '{new_name}' exists already")
+            conn.execute("UPDATE doors SET name = ? WHERE id = ?", (new_name, did))
+            self.store.audit("door.rename", f"door:{new_name}", {"name": [dname, new_name]}, conn)
+        return self.door(new_name)
+
     def set_door_hours(self, name: str, hours: str | None) -> Door:
         """Set (or with None/"always", clear) the hours that apply to everyone at a door."""
         text = _hours_text(hours)
