@@ -332,3 +332,28 @@ def test_evaluate_cluster_reports_bcubed_for_each_method(home, models_dir, faces
     assert set(methods) == {"components", "average", "incremental_average"}
     assert methods["components"]["bcubed_f"] == d["bcubed_f"]
     assert "rank1" in d   # the recognition figures are still there
+
+
+def test_a_second_writer_forgetting_a_visitor_is_respected_by_a_running_station(vapp, logged, engine):
+    """Two connections to one data folder (a station and an administrator's CLI): the station's
+    in-memory index still holds the forgotten faces, but a new event of that person starts a new
+    visitor instead of joining the forgotten one, and the station's index drops them."""
+    station = FaceEventLog(vapp)
+    person = "Arnold_Schwarzenegger"
+    v = _visitor_of(vapp, logged.entry_person, person)
+    station.index().neighbours(np.zeros(512, np.float32), 0.0)       # loads the index
+    assert len(station.index()) == len(logged.entry_person)
+    other = App(vapp.paths.home, engine=engine)                      # the second writer
+    try:
+        other.store.actor = "cli:admin"
+        from faceapp.service.visitors import forget_visitor
+
+        forget_visitor(other, v.id)
+    finally:
+        other.close()
+    new = log_photo(vapp, station, logged.photos[person][PER_PERSON + 1], logged.t0 + timedelta(days=3))
+    mine = [x for x in list_visitors(vapp) if new in x.entry_ids][0]
+    assert mine.entry_ids == (new,) and mine.id != v.id
+    station.index()._checked = float("-inf")                          # the periodic full check
+    station.index().neighbours(np.zeros(512, np.float32), 0.0)
+    assert len(station.index()) == len(logged.entry_person) - v.visits + 1

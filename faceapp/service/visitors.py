@@ -11,8 +11,10 @@ equals a full regroup; `faceapp evaluate --cluster` measures it against average 
 from __future__ import annotations
 
 import logging
+import math
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -41,61 +43,67 @@ class EventIndex:
     """In-memory copy of the embeddings of the unknown events that belong to a visitor, for one
     model: a new event is compared with all of them in one matrix product.
 
-    It follows the database incrementally (rows added since the last look) and reloads when
-    events left (forget, retention, enrollment, another process), so several processes can log
-    into one data folder. Thread-safe."""
+    It follows the database incrementally (rows added since the last look, by rowid: cheap) and
+    reloads everything when events left or were grouped late (forget, retention, enrollment,
+    another process), which a count check finds at most every ``FULL_CHECK_SECONDS``. A stale
+    row costs nothing but memory meanwhile: :meth:`VisitorStore.join` reads the neighbours'
+    visitors from the database, so a forgotten event never pulls a new one into anything.
+    Thread-safe."""
+
+    FULL_CHECK_SECONDS = 10.0
 
     def __init__(self, visitors: VisitorStore, model_id: str) -> None:
         self.visitors = visitors
         self.model_id = model_id
         self._lock = threading.Lock()
-        self._entry_ids = np.zeros(0, np.int64)
-        self._matrix = np.zeros((0, 0), np.float32)
-        self._signature: tuple[int, int, int] | None = None
+        self._ids = np.zeros(0, np.int64)          # capacity-sized buffers, the first _n rows used
+        self._buf = np.zeros((0, 0), np.float32)
+        self._n = 0
         self._max_rowid = 0
+        self._checked = -math.inf
 
     def __len__(self) -> int:
-        return int(self._entry_ids.size)
+        return self._n
+
+    def _append(self, entry_ids: np.ndarray, matrix: np.ndarray) -> None:
+        need = self._n + len(entry_ids)
+        if need > len(self._ids) or self._buf.shape[1] != matrix.shape[1]:
+            cap = max(need, 2 * len(self._ids), 1024)   # doubling: appending one row stays O(1)
+            ids = np.zeros(cap, np.int64)
+            buf = np.zeros((cap, matrix.shape[1]), np.float32)
+            if self._n and self._buf.shape[1] == matrix.shape[1]:
+                ids[:self._n], buf[:self._n] = self._ids[:self._n], self._buf[:self._n]
+            self._ids, self._buf = ids, buf
+        self._ids[self._n:need] = entry_ids
+        self._buf[self._n:need] = l2_normalize(matrix)
+        self._n = need
+
+    def _load_after(self, rowid: int) -> None:
+        for rowids, entry_ids, matrix in self.visitors.iter_embeddings(self.model_id, grouped_only=True,
+                                                                        after_rowid=rowid):
+            self._append(entry_ids, matrix)
+            self._max_rowid = int(rowids[-1])
 
     def _sync(self) -> None:
-        sig = self._db_signature()
-        if sig == self._signature:
+        self._load_after(self._max_rowid)
+        now = time.monotonic()
+        if now - self._checked < self.FULL_CHECK_SECONDS:
             return
-        ids, mats = [self._entry_ids], [self._matrix] if self._matrix.size else []
-        max_rowid = self._max_rowid
-        for rowids, entry_ids, matrix in self.visitors.iter_embeddings(self.model_id, grouped_only=True,
-                                                                        after_rowid=max_rowid):
-            ids.append(entry_ids)
-            mats.append(l2_normalize(matrix))
-            max_rowid = int(rowids[-1])
-        entry_ids = np.concatenate(ids)
-        if entry_ids.size != sig[0] or max_rowid != sig[1]:
+        self._checked = now
+        count, max_rowid = self.visitors.grouped_signature(self.model_id)
+        if count != self._n or max_rowid != self._max_rowid:
             # Events left (or were grouped late, below the last row seen): read everything again.
-            ids, mats, max_rowid = [], [], 0
-            for rowids, e_ids, matrix in self.visitors.iter_embeddings(self.model_id, grouped_only=True):
-                ids.append(e_ids)
-                mats.append(l2_normalize(matrix))
-                max_rowid = int(rowids[-1])
-            entry_ids = np.concatenate(ids) if ids else np.zeros(0, np.int64)
-        self._entry_ids = entry_ids
-        self._matrix = np.vstack(mats) if mats else np.zeros((0, 0), np.float32)
-        self._max_rowid = max_rowid
-        self._signature = sig
-
-    def _db_signature(self) -> tuple[int, int, int]:
-        row = self.visitors.store.query(
-            "SELECT COUNT(*) AS n, IFNULL(MAX(rowid), 0) AS m, IFNULL(SUM(rowid), 0) AS s FROM entry_faces "
-            "WHERE model_id = ? AND visitor_id IS NOT NULL", (self.model_id,))[0]
-        return int(row["n"]), int(row["m"]), int(row["s"])
+            self._n, self._max_rowid = 0, 0
+            self._load_after(0)
 
     def neighbours(self, embedding: np.ndarray, threshold: float) -> np.ndarray:
         """Entry ids of the grouped events within ``threshold`` of ``embedding``."""
         with self._lock:
             self._sync()
-            if not self._entry_ids.size:
-                return self._entry_ids
-            sim = self._matrix @ l2_normalize(np.reshape(embedding, -1))
-            return self._entry_ids[sim >= np.float32(1.0 - threshold)]
+            if not self._n:
+                return np.zeros(0, np.int64)
+            sim = self._buf[:self._n] @ l2_normalize(np.reshape(embedding, -1))
+            return self._ids[:self._n][sim >= np.float32(1.0 - threshold)]
 
     def group(self, entry_id: int, embedding: np.ndarray, threshold: float) -> int:
         """Put a newly logged unknown event into its visitor; returns the visitor id."""

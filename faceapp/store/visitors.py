@@ -82,7 +82,9 @@ class VisitorStore:
         """Stored embeddings of ``model_id`` as chunks of (rowids, entry ids, (n, D) matrix), in rowid
         order; ``grouped_only`` keeps events that belong to a visitor; dates are UTC ISO bounds
         (since inclusive, until exclusive). Streaming keeps memory bounded for millions of events."""
-        where = ["f.model_id = ?", "f.rowid > ?"]
+        # "+f.model_id": walk the table in rowid order instead of the model index, which would
+        # make SQLite sort every matching row, blobs included, before returning the first.
+        where = ["+f.model_id = ?", "f.rowid > ?"]
         params: list = [model_id, after_rowid]
         join = ""
         if since or until:
@@ -138,8 +140,8 @@ class VisitorStore:
         for start in range(0, len(ids), SQL_BATCH):
             batch = ids[start:start + SQL_BATCH]
             rows = self.store.query(
-                f"SELECT entry_id, visitor_id FROM entry_faces WHERE model_id = ? AND visitor_id IS NOT NULL "
-                f"AND entry_id IN ({', '.join('?' * len(batch))})", [model_id, *batch])
+                f"SELECT entry_id, visitor_id FROM entry_faces WHERE entry_id IN ({', '.join('?' * len(batch))}) "
+                f"AND +model_id = ? AND +visitor_id IS NOT NULL", [*batch, model_id])
             out.update({int(r["entry_id"]): int(r["visitor_id"]) for r in rows})
         return out
 
@@ -154,9 +156,10 @@ class VisitorStore:
             visitors: set[int] = set()
             for start in range(0, len(ids), SQL_BATCH):
                 batch = ids[start:start + SQL_BATCH]
+                # Looked up by primary key ("+" keeps SQLite off the indexes that would scan a whole model).
                 visitors.update(int(r[0]) for r in conn.execute(
-                    f"SELECT DISTINCT visitor_id FROM entry_faces WHERE model_id = ? AND visitor_id IS NOT NULL "
-                    f"AND entry_id IN ({', '.join('?' * len(batch))})", [model_id, *batch]))
+                    f"SELECT DISTINCT visitor_id FROM entry_faces WHERE entry_id IN ({', '.join('?' * len(batch))}) "
+                    f"AND +model_id = ? AND +visitor_id IS NOT NULL", [*batch, model_id]))
             if not conn.execute("SELECT 1 FROM entry_faces WHERE entry_id = ? AND model_id = ?",
                                 (entry_id, model_id)).fetchone():
                 raise NotFoundError(f"entry {entry_id} has no stored face")
