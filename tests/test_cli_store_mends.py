@@ -3,6 +3,8 @@ add_templates' count, audit actors and the --home rule."""
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 import numpy as np
@@ -70,11 +72,15 @@ def test_assign_refuses_an_unknown_person(tmp_path):
 
 
 def test_actor_names(monkeypatch):
-    monkeypatch.delenv("FACEAPP_ACTOR", raising=False)
+    import pwd
+
     assert default_actor().startswith("local:") and cli_actor().startswith("cli:")
     assert cli_actor().split(":", 1)[1] == default_actor().split(":", 1)[1]
-    monkeypatch.setenv("FACEAPP_ACTOR", " alice ")
-    assert default_actor() == cli_actor() == "alice"
+    me = pwd.getpwuid(os.getuid()).pw_name
+    # Never from the environment: the account that runs the process is the actor (#11).
+    for name, value in (("FACEAPP_ACTOR", "gui:admin"), ("USER", "mallory"), ("LOGNAME", "mallory")):
+        monkeypatch.setenv(name, value)
+    assert cli_actor() == f"cli:{me}" and default_actor() == f"local:{me}"
 
 
 def test_home_paths_follow_the_app(tmp_path, monkeypatch):

@@ -434,3 +434,98 @@ def test_refused_restores_leave_the_database_untouched_and_say_one_line(enrolled
     assert [p for p in home.iterdir() if p.name.startswith(".")] == []
     assert run(home, "people", "list") == 0                               # every command still works
     assert "Tony Blair" in capsys.readouterr().out
+
+
+# -- who may do what from the CLI --------------------------------------------------------------------
+PASSWORD = "correct horse 42"
+
+
+def _set_password(home: Path, monkeypatch) -> None:
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert run(home, "admin", "set-password", "--password-stdin") == 0
+
+
+ADMIN_COMMANDS = [
+    ("people", "remove", "Tony Blair"), ("enroll", "Eve", "x.jpg"), ("door", "add", "Lab"), ("group", "add", "staff"),
+    ("group", "assign", "Tony Blair", "staff"), ("admin", "retention", "--entries", "1"), ("purge",),
+    ("backup", "{tmp}/b.faceapp-backup"), ("restore", "{tmp}/b.faceapp-backup", "--yes"),
+    ("log", "export", "-o", "{tmp}/e.csv"), ("audit", "export", "-o", "{tmp}/a.csv"),
+    ("people", "export", "Tony Blair", "-o", "{tmp}/t.zip"), ("models", "use", "opencv"),
+    ("admin", "set-password", "--password-stdin"),
+]
+
+
+def test_once_a_password_is_set_administrative_commands_need_it(enrolled, tmp_path, monkeypatch, capsys):
+    import io
+
+    home = enrolled
+    _set_password(home, monkeypatch)
+    capsys.readouterr()
+    before = db_state(home / "faceapp.db")
+    for cmd in ADMIN_COMMANDS:
+        argv = [a.format(tmp=tmp_path) for a in cmd]
+        monkeypatch.setattr(sys, "stdin", io.StringIO(""))           # a script without the password
+        assert run(home, *argv) == 1, argv
+        assert "administrator password" in one_error_line(capsys)
+        monkeypatch.setattr(sys, "stdin", io.StringIO("not the password\n"))
+        assert run(home, *argv, "--password-stdin") == 1, argv
+        assert "wrong password" in one_error_line(capsys)
+        # (the slow-down of wrong guesses is the window's; reset it for the next command)
+        monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+        assert run(home, "group", "list") == 0 and run(home, "admin", "retention", "--password-stdin") == 0
+        capsys.readouterr()
+    assert db_state(home / "faceapp.db") == before
+    assert list(tmp_path.glob("*.csv")) == [] and not (tmp_path / "b.faceapp-backup").exists()
+    # Reading commands never ask.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    for cmd in (("people", "list"), ("audit", "list"), ("log", "list"), ("door", "list"), ("doctor",),
+                ("models", "verify", "--pack", "buffalo_sc")):
+        assert run(home, *cmd) in (0, 1) and "administrator password" not in capsys.readouterr().err, cmd
+    # With the password, fed by a script.
+    monkeypatch.setattr(sys, "stdin", io.StringIO(PASSWORD + "\n"))
+    assert run(home, "people", "remove", "Tony Blair", "--password-stdin") == 0
+    assert "Tony Blair" not in str(db_state(home / "faceapp.db")[0])
+
+
+def test_the_audit_actor_is_the_os_account_never_the_environment(enrolled, tmp_path, monkeypatch):
+    import pwd
+    import sqlite3
+
+    home = enrolled
+    _set_password(home, monkeypatch)
+    me = pwd.getpwuid(os.getuid()).pw_name
+    env = {**os.environ, "FACEAPP_ACTOR": "gui:admin", "USER": "mallory", "LOGNAME": "mallory"}
+    res = subprocess.run([sys.executable, "-m", "faceapp", "--home", str(home), "people", "remove", "Tony Blair",
+                          "--password-stdin"], input=PASSWORD + "\n", env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    conn = sqlite3.connect(home / "faceapp.db")
+    actor = conn.execute("SELECT actor FROM audit WHERE action = 'person.remove'").fetchone()[0]
+    conn.close()
+    assert actor == f"cli:{me}"
+
+
+def test_set_password_needs_the_old_one_and_root_may_reset_a_lost_one(enrolled, monkeypatch, capsys):
+    import io
+
+    from faceapp.service import security
+    from faceapp.store.audit import AuditLog
+    from faceapp.store.db import Store
+
+    home = enrolled
+    _set_password(home, monkeypatch)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("forgotten it\nmy new password\n"))
+    assert run(home, "admin", "set-password", "--password-stdin") == 1
+    capsys.readouterr()
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)                   # not root: no recovery
+    monkeypatch.setattr(sys, "stdin", io.StringIO("my new password\n"))
+    assert run(home, "admin", "reset-password", "--password-stdin") == 1
+    assert "only root" in one_error_line(capsys)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("my new password\n"))
+    assert run(home, "admin", "reset-password", "--password-stdin") == 0
+    with Store(home / "faceapp.db") as s:
+        assert security.check_admin_password(s, "my new password").ok
+        resets = AuditLog(s).records(action="admin.password_reset")
+        assert len(resets) == 1 and resets[0].actor.startswith("cli:")

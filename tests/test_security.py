@@ -213,21 +213,25 @@ def test_cli_set_password(home, monkeypatch, capsys):
     monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret-enough\n"))
     assert run(home, "admin", "set-password", "--password-stdin") == 0
     assert capsys.readouterr().out.strip() == "administrator password set"
-    monkeypatch.setattr(sys, "stdin", io.StringIO("short\n"))
+    # Once set, the current password comes first (line 1), the new one second.
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret-enough\nshort\n"))
     assert run(home, "admin", "set-password", "--password-stdin") == 1
     err = capsys.readouterr().err.strip()
     assert err == "faceapp: error: the password needs at least 8 characters"
     monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # no terminal, no --password-stdin
     assert run(home, "admin", "set-password") == 1
     assert "--password-stdin" in capsys.readouterr().err
-    monkeypatch.setattr(sys, "stdin", io.StringIO("another-one-9\n"))
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a-wrong-guess\nanother-one-9\n"))
+    assert run(home, "admin", "set-password", "--password-stdin") == 1   # not without the old one
+    assert "wrong password" in capsys.readouterr().err
+    monkeypatch.setattr(sys, "stdin", io.StringIO("s3cret-enough\nanother-one-9\n"))
     assert run(home, "admin", "set-password", "--password-stdin") == 0
-    assert "reset" in capsys.readouterr().out
+    assert "changed" in capsys.readouterr().out
     with Store(home / "faceapp.db") as s:
         assert security.check_admin_password(s, "another-one-9").ok
         assert not security.check_admin_password(s, "s3cret-enough").ok
         assert [a for a in actions(s) if a.startswith("admin.password")] == ["admin.password_set",
-                                                                             "admin.password_reset"]
+                                                                             "admin.password_change"]
 
 
 # -- privacy ----------------------------------------------------------------------------------------

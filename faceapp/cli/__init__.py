@@ -41,7 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    _name_commands(parser)
     return parser
+
+
+# Commands that only read (and `watch`, a door station): they never need the administrator
+# password. Every other command does once one is set, including commands added later.
+READING_COMMANDS = frozenset({
+    "identify", "verify", "search", "watch", "evaluate", "bench", "liveness", "selftest", "doctor",
+    "people list", "log list", "audit list", "door list", "group list", "visitors list",
+    "models list", "models verify",
+})
+# Commands that check who may run them themselves (the root-only recovery of a lost password).
+SELF_CHECKED_COMMANDS = frozenset({"admin reset-password"})
+
+
+def _name_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> None:
+    """Give every command its full name (args.command_path, e.g. "people remove") and every
+    administrative one a --password-stdin option."""
+    children = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not children:
+        name = " ".join(path)
+        parser.set_defaults(command_path=name)
+        if name not in READING_COMMANDS and not any("--password-stdin" in a.option_strings for a in parser._actions):
+            parser.add_argument("--password-stdin", action="store_true",
+                                help="read the administrator password from the first line of stdin "
+                                     "(needed once a password is set)")
+        return
+    for action in children:
+        for child_name, child in action.choices.items():
+            _name_commands(child, (*path, child_name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
+    from faceapp.cli.common import require_admin
+
     try:
         if args.command is None:
             from faceapp.gui.main import run_gui
 
             return run_gui(args)
+        path = getattr(args, "command_path", args.command)
+        if path not in READING_COMMANDS and path not in SELF_CHECKED_COMMANDS:
+            require_admin(args)
         return int(args.func(args) or 0)
     except FaceAppError as exc:
         print(f"faceapp: error: {redact_text(str(exc))}", file=sys.stderr)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import os
 import sys
 from pathlib import Path
 
 from faceapp.cli.common import add_output_force, home_paths, open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
+from faceapp.core.fsutil import give_back
 from faceapp.engine.installer import verify_pack
 from faceapp.service import privacy, security
 from faceapp.store.audit import AuditLog
@@ -65,11 +67,18 @@ def register(sub) -> None:
 
     admin = sub.add_parser("admin", help="administrator password and privacy settings")
     adsub = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
-    p = adsub.add_parser("set-password", help="set or reset the administrator password of the window",
-                         description="Asks twice on the terminal. Resetting needs no old password: anyone who "
-                                     "can run this can read the data folder anyway.")
-    p.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    p = adsub.add_parser("set-password", help="set or change the administrator password",
+                         description="Once a password is set, changing it needs the current one (asked first; "
+                                     "with --password-stdin: the current password on the first line, the new "
+                                     "one on the second). A lost password: see 'admin reset-password'.")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the passwords from stdin, one per line (current first, if one is set)")
     p.set_defaults(func=cmd_set_password)
+    p = adsub.add_parser("reset-password", help="recovery of a lost password: root only, audited",
+                         description="Sets a new administrator password without the old one. Only root may do "
+                                     "this (run it with sudo); the reset is written to the audit log.")
+    p.add_argument("--password-stdin", action="store_true", help="read the new password from the first line of stdin")
+    p.set_defaults(func=cmd_reset_password)
     p = adsub.add_parser("retention", help="show or set how long snapshots and log entries are kept")
     p.add_argument("--snapshots", type=_days, metavar="DAYS", help="keep unknown/denied snapshots DAYS days (0 = keep)")
     p.add_argument("--entries", type=_days, metavar="DAYS", help="keep log entries DAYS days (0 = keep)")
@@ -176,10 +185,25 @@ def _read_new_password(from_stdin: bool) -> str:
 
 
 def cmd_set_password(args) -> int:
+    # The current password, if one is set, was checked before this runs (cli.require_admin).
     with open_app(args) as app:
         existed = security.has_admin_password(app.store)
+        security.set_admin_password(app.store, _read_new_password(args.password_stdin))
+    print("administrator password " + ("changed" if existed else "set"))
+    return 0
+
+
+def cmd_reset_password(args) -> int:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        raise FaceAppError("only root can reset a lost administrator password: "
+                           "sudo faceapp --home DIR admin reset-password (it is audited)")
+    paths = home_paths(args)
+    owner = paths.home.stat() if paths.home.exists() else None
+    with open_app(args) as app:
         security.set_admin_password(app.store, _read_new_password(args.password_stdin), reset=True)
-    print("administrator password " + ("reset" if existed else "set"))
+    if owner is not None:
+        give_back(paths.home, owner.st_uid, owner.st_gid)
+    print("administrator password reset (recorded in the audit log)")
     return 0
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 import time
 from typing import Any
 
+from faceapp.core.errors import FaceAppError
+from faceapp.service import security
 from faceapp.service.app import App, HomePaths
 from faceapp.store.audit import default_actor
 
@@ -29,8 +32,35 @@ def add_output_force(parser) -> None:
                         help="replace an existing file even if it is not of this kind (never the data folder's own)")
 
 
+def read_password(args, prompt: str) -> str:
+    """One password: the next line of stdin with --password-stdin, else asked on the terminal."""
+    if getattr(args, "password_stdin", False):
+        line = sys.stdin.readline()
+        if not line:
+            raise FaceAppError("no administrator password on stdin")
+        return line.rstrip("\r\n")
+    if not sys.stdin.isatty():
+        raise FaceAppError("this command needs the administrator password: run it on a terminal, "
+                           "or pipe the password in with --password-stdin")
+    return getpass.getpass(prompt)
+
+
+def require_admin(args) -> None:
+    """Once an administrator password is set, administrative commands need it (asked, or read
+    with --password-stdin); a wrong one is refused with the same slow-down as in the window."""
+    paths = home_paths(args)
+    if not paths.db.exists():
+        return  # nothing to protect yet (first run, models install...)
+    with open_app(args) as app:
+        if not security.has_admin_password(app.store):
+            return
+        result = security.check_admin_password(app.store, read_password(args, "Administrator password: "))
+    if not result.ok:
+        raise security.PasswordError(f"{result.message}; '{args.command_path}' needs the administrator password")
+
+
 def cli_actor() -> str:
-    """Audit name of whoever runs the command: $FACEAPP_ACTOR, else ``cli:<os user>``."""
+    """Audit name of whoever runs the command: ``cli:<os user>`` (never from the environment)."""
     return default_actor(prefix="cli")
 
 

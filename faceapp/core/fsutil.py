@@ -243,6 +243,19 @@ def make_tree_private(root: Path) -> None:
     make_private(root, *root.rglob("*"))
 
 
+def give_back(folder: Path, uid: int, gid: int) -> None:
+    """After root worked in someone's data folder: the files it left at the top of ``folder``
+    (a new -wal, a safety copy folder...) go back to that owner, or the owner could no longer open them."""
+    if not hasattr(os, "lchown"):
+        return
+    for path in Path(folder).iterdir():
+        try:
+            if path.lstat().st_uid != uid:
+                os.lchown(path, uid, gid)
+        except OSError:
+            continue
+
+
 def others_can_read(path: Path) -> bool:
     """True if users other than the owner may read or enter ``path``."""
     try:

@@ -17,16 +17,25 @@ def utc_now() -> str:
 
 
 def default_actor(prefix: str = "local") -> str:
-    """Who is acting when nobody said otherwise: $FACEAPP_ACTOR, else ``<prefix>:<os user>``."""
-    return os.environ.get("FACEAPP_ACTOR", "").strip() or f"{prefix}:{os_user()}"
+    """Who is acting: ``<prefix>:<os user>``. Never taken from the environment: an audit row
+    must name the account that ran the process, not what that process was told to claim."""
+    return f"{prefix}:{os_user()}"
 
 
 def os_user() -> str:
-    """The login name of the process (a uid when the system has no name for it)."""
-    try:
+    """The account of the process, from its real user id (not $USER/$LOGNAME, which anyone can set);
+    ``uid<N>`` when the system has no name for it."""
+    if hasattr(os, "getuid"):
+        import pwd
+
+        try:
+            return pwd.getpwuid(os.getuid()).pw_name
+        except KeyError:
+            return f"uid{os.getuid()}"
+    try:  # Windows: no uid; the login name is the best there is
         return getpass.getuser()
     except (KeyError, OSError):
-        return f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return "unknown"
 
 
 def clean_name(name: str) -> str:
