@@ -237,3 +237,40 @@ def test_check_embeddings_names_the_bad_row():
     with pytest.raises(EmbeddingError):
         embedding_from_blob(b"abc")
     assert embedding_from_blob(rows[0].astype(np.float32).tobytes()).shape == (8,)
+
+
+# -- item 5: door and group names are one name whatever their Unicode case --------------------------------
+def test_door_and_group_names_differing_only_by_unicode_case_are_one_name(tmp_path):
+    from faceapp.core.errors import DuplicateError
+    from faceapp.store.attendance import AttendanceStore
+    from faceapp.store.db import Store
+
+    with Store(tmp_path / "f.db") as s:
+        att = AttendanceStore(s)
+        att.add_group("Größe")
+        att.add_door("Straße", groups=["GRÖSSE"])
+        with pytest.raises(DuplicateError, match="Straße"):
+            att.add_door("STRASSE")
+        with pytest.raises(DuplicateError, match="Größe"):
+            att.add_group("grösse")
+        assert [d.name for d in att.doors()] == ["Straße"]
+        assert att.door("strasse").groups == (("Größe", None),)
+        att.set_door_hours("STRASSE", "Mon-Fri 07:00-19:00")
+        assert att.access_rules().door("STRASSE").name == "Straße"
+        att.remove_door("  strasse ")
+        assert att.doors() == []
+
+
+# -- item 8: the knn "vote" is gone from the product ---------------------------------------------------------
+def test_knn_is_not_an_aggregation_any_more_and_a_stored_knn_setting_falls_back_to_min(capsys):
+    from faceapp.cli import main
+    from faceapp.core.matcher import Aggregate
+    from faceapp.core.settings import Settings
+
+    assert [a.value for a in Aggregate] == ["min", "mean", "centroid"]
+    with pytest.raises(ValueError, match="choose one of min, mean, centroid"):
+        Aggregate.parse("knn")
+    assert Settings.from_dict({"aggregate": "knn"}).aggregate == "min"
+    assert main(["evaluate", ".", "--aggregate", "knn"]) != 0
+    err = capsys.readouterr().err
+    assert err.startswith("faceapp: error:") and "knn" in err

@@ -29,7 +29,6 @@ class Aggregate(str, Enum):
     MIN = "min"            # nearest template: robust to pose variety (the default)
     MEAN = "mean"          # mean distance over the person's templates
     CENTROID = "centroid"  # distance to the person's mean embedding
-    KNN = "knn"            # vote of the k nearest templates, distance = best voter
 
     @classmethod
     def parse(cls, value: str | Aggregate) -> Aggregate:
@@ -131,14 +130,7 @@ class Gallery:
         """(P, D) unit mean embedding of each person."""
         return l2_normalize(np.add.reduceat(self.embeddings, self.starts, axis=0))
 
-    @cached_property
-    def _row_index(self) -> np.ndarray:
-        """(N,) column in ``person_ids`` of each row's person."""
-        return np.searchsorted(self.person_ids, self.row_person)
-
-    def person_distances(
-        self, queries: np.ndarray, aggregate: Aggregate | str = Aggregate.MIN, k: int = 3
-    ) -> np.ndarray:
+    def person_distances(self, queries: np.ndarray, aggregate: Aggregate | str = Aggregate.MIN) -> np.ndarray:
         """(M, P) distances of M queries to every person, on the user scale."""
         agg = Aggregate.parse(aggregate)
         q = l2_normalize(np.atleast_2d(queries))
@@ -149,12 +141,10 @@ class Gallery:
             return self._veto(q, cosine_distance(q, self._centroids))
         # One product against every template: (N, M).
         dist = cosine_distance(self.embeddings, q)
-        if agg is Aggregate.MIN:
-            out = np.minimum.reduceat(dist, self.starts, axis=0).T
-        elif agg is Aggregate.MEAN:
+        if agg is Aggregate.MEAN:
             out = (np.add.reduceat(dist, self.starts, axis=0) / self.counts()[:, None]).T
         else:
-            out = self._knn(dist, k)
+            out = np.minimum.reduceat(dist, self.starts, axis=0).T
         return self._veto(q, out, dist)
 
     def _veto(self, q: np.ndarray, out: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
@@ -173,18 +163,6 @@ class Gallery:
         for j, col in enumerate(cols[present]):
             hit = neg[:, j] < own[:, col]
             out[hit, col] = np.maximum(out[hit, col], VETO)
-        return out
-
-    def _knn(self, dist: np.ndarray, k: int) -> np.ndarray:
-        # People who own most of the k nearest templates get their best distance;
-        # everyone else is pushed beyond them so the vote decides the ranking.
-        out = np.minimum.reduceat(dist, self.starts, axis=0).T.copy()
-        person_index = self._row_index
-        kk = min(k, self.size)
-        for j in range(dist.shape[1]):
-            nearest = np.argpartition(dist[:, j], kk - 1)[:kk]
-            votes = np.bincount(person_index[nearest], minlength=self.n_people)
-            out[j] += (kk - votes) * 1e-3 * (votes < votes.max()) + 2.0 * (votes == 0)
         return out
 
     def identify(

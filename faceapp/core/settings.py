@@ -8,6 +8,8 @@ import logging
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from faceapp.core.matcher import Aggregate
+
 log = logging.getLogger(__name__)
 
 # Default thresholds on the user distance scale (1 - cosine), per recognition model.
@@ -83,8 +85,11 @@ class Settings:
             default = getattr(defaults, f.name)
             try:
                 kwargs[f.name] = _coerce(value, default)
+                if f.name == "aggregate":
+                    kwargs[f.name] = Aggregate.parse(kwargs[f.name]).value   # "knn" was removed
             except (TypeError, ValueError):
                 log.warning("settings: ignoring invalid %s=%r", f.name, value)
+                kwargs.pop(f.name, None)
         return cls(**kwargs)
 
 

@@ -160,7 +160,6 @@ class EvalConfig:
     enroll: int = 3
     aggregate: str = "min"
     folds: int = 2
-    knn_k: int = 3
     # Enroll the first K photos that pass the enrollment quality gate (falling back to the first
     # photos with a face when too few pass). Only the gate is the app's: the app's photo check
     # (service.enroll.check_image) also refuses photos with several similar-sized faces and
@@ -273,7 +272,7 @@ def evaluate_embedded(identities: Sequence[Identity], faces: dict[Path, PhotoFac
         if gallery.n_people == 0:
             parts.append(metrics.search_scores(np.zeros((len(probes), 0)), np.full(len(probes), -1)))
             continue
-        pd = gallery.person_distances(q, agg, k=config.knn_k)
+        pd = gallery.person_distances(q, agg)
         col_of = {int(p): c for c, p in enumerate(gallery.person_ids)}
         # A known person whose photos all failed to give a face is not enrolled: their probes are non-mated.
         true_col = np.array([col_of.get(p, -1) for p in true_pid], np.int64)

@@ -170,7 +170,7 @@ class AttendanceStore:
             params.append(query.until)
         if query.door:
             where.append("door = ? COLLATE NOCASE")
-            params.append(" ".join(query.door.split()))
+            params.append(self.canonical_door(query.door))
         if query.person is not None or query.person_id is not None:
             where.append("(person_name = ? COLLATE NOCASE OR person_id = ?)")
             params += [" ".join((query.person or "").split()) or None, query.person_id]
@@ -220,7 +220,7 @@ class AttendanceStore:
         """person id -> time of their newest entry at ``door`` since ``since`` (cooldown after a restart)."""
         rows = self.store.query(
             "SELECT person_id, MAX(time) AS t FROM entries WHERE person_id IS NOT NULL AND time >= ? "
-            "AND door = ? COLLATE NOCASE GROUP BY person_id", (since, door))
+            "AND door = ? COLLATE NOCASE GROUP BY person_id", (since, self.canonical_door(door)))
         return {int(r["person_id"]): r["t"] for r in rows}
 
     def logged_door_names(self) -> list[str]:
@@ -236,29 +236,40 @@ class AttendanceStore:
     # -- doors --------------------------------------------------------------------------------
     def _rows(self, select: str, name: str | None) -> list[dict]:
         """All rows of a doors/groups SELECT, or the one whose name is ``name``, by name."""
+        rows = self.store.query(select + " ORDER BY name COLLATE NOCASE")
         if name is None:
-            return self.store.query(select + " ORDER BY name COLLATE NOCASE")
-        return self.store.query(select + " WHERE name = ? ORDER BY name COLLATE NOCASE", (" ".join(name.split()),))
+            return rows
+        key = name_key(name)
+        return [r for r in rows if name_key(r["name"]) == key]
 
     def _door_row(self, conn, name: str):
-        row = conn.execute("SELECT id, name FROM doors WHERE name = ?", (" ".join(name.split()),)).fetchone()
+        row = _named_row(conn, "doors", name)
         if row is None:
             raise NotFoundError(f"no door called '{name}' (see: faceapp door list)")
         return row
 
     def _group_row(self, conn, name: str):
-        row = conn.execute("SELECT id, name FROM access_groups WHERE name = ?", (" ".join(name.split()),)).fetchone()
+        row = _named_row(conn, "access_groups", name)
         if row is None:
             raise NotFoundError(f"no access group called '{name}' (create it with: faceapp group add '{name}')")
         return row
+
+    def canonical_door(self, name: str) -> str:
+        """The configured spelling of a door name ("STRASSE" -> "Straße"), or ``name`` tidied."""
+        key = name_key(name)
+        for r in self.store.query("SELECT name FROM doors"):
+            if name_key(r["name"]) == key:
+                return r["name"]
+        return " ".join(name.split())
 
     def add_door(self, name: str, hours: str | None = None, groups: tuple[str, ...] | list[str] = ()) -> Door:
         """Create a door, optionally with opening hours and the groups it admits (which must exist)."""
         name = clean_name(name)
         text = _hours_text(hours)
         with self.store.transaction() as conn:
-            if conn.execute("SELECT 1 FROM doors WHERE name = ?", (name,)).fetchone():
-                raise DuplicateError(f"a door called '{name}' exists already")
+            clash = _named_row(conn, "doors", name)
+            if clash:
+                raise DuplicateError(f"a door called '{clash[1]}' exists already")
             door_id = int(conn.execute("INSERT INTO doors (name, hours, created) VALUES (?, ?, ?)",
                                        (name, text, utc_now())).lastrowid)
             admitted = []
@@ -345,8 +356,9 @@ class AttendanceStore:
     def add_group(self, name: str) -> Group:
         name = clean_name(name)
         with self.store.transaction() as conn:
-            if conn.execute("SELECT 1 FROM access_groups WHERE name = ?", (name,)).fetchone():
-                raise DuplicateError(f"an access group called '{name}' exists already")
+            clash = _named_row(conn, "access_groups", name)
+            if clash:
+                raise DuplicateError(f"an access group called '{clash[1]}' exists already")
             conn.execute("INSERT INTO access_groups (name, created) VALUES (?, ?)", (name, utc_now()))
             self.store.audit("group.add", f"group:{name}", {"name": name}, conn)
         return self.group(name)
@@ -445,3 +457,18 @@ def _stored_hours(text: str | None) -> tuple[TimeWindow, ...]:
         # Hours are validated on the way in; a hand-edited database must not open a door.
         log.warning("unreadable door hours %r (%s): treating them as never open", text, exc)
         return (TimeWindow(frozenset()),)
+
+
+def name_key(name: str) -> str:
+    """How door and group names are compared: whitespace tidied, Unicode case folded ("Straße" and
+    "STRASSE" are one name; SQLite's NOCASE folds ASCII letters only)."""
+    return " ".join(str(name).split()).casefold()
+
+
+def _named_row(conn, table: str, name: str):
+    """(id, name) of the row of ``table`` (doors or access_groups) called ``name``, or None."""
+    key = name_key(name)
+    for row in conn.execute(f"SELECT id, name FROM {table}"):
+        if name_key(row[1]) == key:
+            return row
+    return None
