@@ -529,3 +529,35 @@ def test_set_password_needs_the_old_one_and_root_may_reset_a_lost_one(enrolled, 
         assert security.check_admin_password(s, "my new password").ok
         resets = AuditLog(s).records(action="admin.password_reset")
         assert len(resets) == 1 and resets[0].actor.startswith("cli:")
+
+
+# -- 4. model integrity -------------------------------------------------------------------------------
+def test_a_model_edited_in_place_with_its_mtime_restored_is_refused(tmp_path, shared_dir, capsys):
+    from faceapp.engine.engine import EngineConfig, FaceEngine
+    from faceapp.engine.installer import install_pack, list_packs
+    from faceapp.core.errors import ModelError
+
+    home = tmp_path / "home"
+    install_pack("buffalo_sc", home / "models", source=shared_dir / "models")
+    assert run(home, "models", "verify", "--pack", "buffalo_sc") == 0   # fills the size/mtime/inode cache
+    capsys.readouterr()
+    model = home / "models" / "buffalo_sc" / "w600k_mbf.onnx"
+    st = model.stat()
+    with open(model, "r+b") as fh:     # the attack: flip 4 KB inside the weights, put the mtime back
+        fh.seek(st.st_size // 2)
+        block = fh.read(4096)
+        fh.seek(st.st_size // 2)
+        fh.write(bytes(b ^ 0x5A for b in block))
+    os.utime(model, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert model.stat().st_mtime_ns == st.st_mtime_ns and model.stat().st_ino == st.st_ino
+    assert run(home, "models", "verify", "--pack", "buffalo_sc") == 1
+    assert "w600k_mbf.onnx: mismatch" in capsys.readouterr().out
+    with pytest.raises(ModelError, match="damaged"):
+        FaceEngine(EngineConfig(pack="buffalo_sc", models_dir=home / "models")).prepare()
+    res = faceapp_proc(home, "identify", str(shared_dir / "faces" / "lfw_krasserm" / "Tony_Blair" /
+                                             sorted(os.listdir(shared_dir / "faces" / "lfw_krasserm" /
+                                                               "Tony_Blair"))[0]))
+    assert res.returncode == 1 and "damaged" in res.stderr and "Traceback" not in res.stderr
+    assert run(home, "doctor") == 1
+    assert "w600k_mbf.onnx" in capsys.readouterr().out
+    assert {p.name: p.ok for p in list_packs(home / "models")}["buffalo_sc"] in (True, False)  # listing still works

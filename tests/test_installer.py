@@ -287,11 +287,14 @@ def test_verify_uses_cache_and_notices_corruption(shared_models, tmp_path, monke
         return real_hash(path)
 
     monkeypatch.setattr(installer, "_hash_file", counting_hash)
+    assert verify_pack("buffalo_sc", tmp_path, trust_cache=True).ok
+    assert hashed == []  # a listing is served from .verified.json
     assert verify_pack("buffalo_sc", tmp_path).ok
-    assert hashed == []  # served from .verified.json
+    assert sorted(hashed) == ["det_500m.onnx", "w600k_mbf.onnx"]  # verify and load always hash (#11)
+    hashed.clear()
 
     _flip_byte(pack_dir / "w600k_mbf.onnx")
-    report = verify_pack("buffalo_sc", tmp_path)
+    report = verify_pack("buffalo_sc", tmp_path, trust_cache=True)
     assert hashed == ["w600k_mbf.onnx"]
     assert [f.status for f in report.files] == ["ok", "mismatch"]
     assert not report.ok and report.mismatched == ("w600k_mbf.onnx",)

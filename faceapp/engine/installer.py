@@ -171,7 +171,7 @@ def _install(
 ) -> InstallReport:
     _remove_stale_parts(pack_dir)
 
-    cache = _HashCache(pack_dir)
+    cache = _HashCache(pack_dir, trusted=False)  # a file edited in place must be replaced, not skipped
     todo: list[ModelFile] = []
     results: dict[str, InstalledFile] = {}
     for mf in pack.files:
@@ -228,11 +228,15 @@ def _install(
     )
 
 
-def verify_pack(pack_name: str, models_dir: Path) -> VerifyReport:
-    """Check every file of an installed pack against the catalogue (hashes cached by mtime)."""
+def verify_pack(pack_name: str, models_dir: Path, trust_cache: bool = False) -> VerifyReport:
+    """Check every file of an installed pack against the catalogue: its full sha256, read now.
+
+    ``trust_cache=True`` (listings only) accepts a hash remembered for the same size, mtime and
+    inode; that is no protection against a file edited in place with its mtime put back, so
+    loading a pack and `models verify` never trust it (16 MB hash in tens of ms)."""
     pack = find_pack(pack_name)
     pack_dir = Path(models_dir).expanduser() / pack.name
-    cache = _HashCache(pack_dir)
+    cache = _HashCache(pack_dir, trusted=trust_cache)
     files = tuple(_check_file(pack_dir, mf, cache) for mf in pack.files)
     cache.save()
     return VerifyReport(pack=pack.name, pack_dir=pack_dir, files=files)
@@ -261,7 +265,7 @@ def list_packs(models_dir: Path) -> list[PackStatus]:
     """Every catalogue pack with its install state under ``models_dir``."""
     rows = []
     for name, pack in all_packs().items():
-        report = verify_pack(name, models_dir)
+        report = verify_pack(name, models_dir, trust_cache=True)  # a listing, not a load
         rows.append(
             PackStatus(
                 name=name,
@@ -320,8 +324,9 @@ class _HashCache:
     """sha256 of installed files in ``<pack>/.verified.json``, keyed by size, mtime and inode,
     so starting the app does not re-hash ~50-200 MB of weights every time."""
 
-    def __init__(self, pack_dir: Path) -> None:
+    def __init__(self, pack_dir: Path, trusted: bool = True) -> None:
         self.path = pack_dir / CACHE_NAME
+        self.trusted = trusted
         self.entries: dict[str, dict] = {}
         self.dirty = False
         try:
@@ -341,7 +346,7 @@ class _HashCache:
 
     def sha256(self, path: Path, st: os.stat_result) -> str:
         entry = self.entries.get(path.name)
-        if entry is not None and entry["key"] == _stat_key(st):
+        if self.trusted and entry is not None and entry["key"] == _stat_key(st):
             return entry["sha256"]
         t0 = time.perf_counter()
         digest = _hash_file(path)
