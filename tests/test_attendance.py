@@ -213,11 +213,14 @@ def test_csv_export_round_trips_every_value(station, tmp_path):
     records = station.att.entries()
     assert f"wrote {len(records)} entries" in stdout
     assert rows[0] == list(ENTRY_HEADER) and len(rows) == len(records) + 1
+    people = {p.id: p for p in station.app.store.list_people()}
     for row, r in zip(rows[1:], records):
         name = r.person_name or ""
+        p = people.get(r.person_id)
+        info = [p.employee_id or "", p.department or ""] if p is not None else ["", ""]
         assert row == [local_iso(r.time), r.door, "'" + name if name.startswith("=") else name,
-                       "" if r.person_id is None else str(r.person_id), r.decision, format_distance(r.distance),
-                       r.reason or "", str(r.id)]
+                       "" if r.person_id is None else str(r.person_id), *info, r.decision,
+                       format_distance(r.distance), r.reason or "", str(r.id)]
         assert OFFSET.search(row[0])
     assert not list(tmp_path.glob(".*.tmp"))   # the temp file was renamed, not left behind
 
@@ -273,11 +276,11 @@ def test_date_filters_and_daily_report_in_local_time(station, tmp_path, india):
         rows = list(csv.reader(fh))
     assert rows[0] == list(REPORT_HEADER)
     assert rows[1:] == [
-        ["2024-03-04", ALEX, str(alex), "2024-03-04T09:00:00+05:30", "2024-03-04T09:00:00+05:30", "1",
+        ["2024-03-04", ALEX, str(alex), "", "", "2024-03-04T09:00:00+05:30", "2024-03-04T09:00:00+05:30", "1",
          "Main entrance"],
-        ["2024-03-04", LIN, str(lin), "2024-03-04T00:10:00+05:30", "2024-03-04T17:30:00+05:30", "2",
+        ["2024-03-04", LIN, str(lin), "", "", "2024-03-04T00:10:00+05:30", "2024-03-04T17:30:00+05:30", "2",
          "Main entrance, Lab"],
-        ["2024-03-05", ALEX, str(alex), "2024-03-05T23:50:00+05:30", "2024-03-05T23:50:00+05:30", "1",
+        ["2024-03-05", ALEX, str(alex), "", "", "2024-03-05T23:50:00+05:30", "2024-03-05T23:50:00+05:30", "1",
          "Main entrance"],
     ]
     code, stdout, _ = cli("--home", home, "log", "list", "--from", "2024-03-06", "--to", "2024-03-06", "--json")

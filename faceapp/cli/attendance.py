@@ -8,7 +8,7 @@ import sys
 
 from faceapp.cli.common import add_output_force, open_app, positive_int, print_json
 from faceapp.core.csvexport import local_iso
-from faceapp.service import attendance
+from faceapp.service import attendance, presence
 from faceapp.store.attendance import DECISIONS, AttendanceStore
 
 
@@ -113,6 +113,13 @@ def register(sub) -> None:
     p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
     add_output_force(p)
     p.set_defaults(func=cmd_log_report)
+    p = lsub.add_parser("timesheet", help="weekly hours per person per day (first in to last out; "
+                                          "a night shift counts on the day it started), as CSV")
+    p.add_argument("--week", required=True, metavar="YYYY-Www", help="ISO week, e.g. 2026-W49")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.csv")
+    p.add_argument("--bom", action="store_true", help="start with a UTF-8 byte-order mark (for Excel)")
+    add_output_force(p)
+    p.set_defaults(func=cmd_log_timesheet)
     from faceapp.cli.visitors import register_log_correct
 
     register_log_correct(lsub)
@@ -281,6 +288,14 @@ def cmd_log_export(args) -> int:
     with open_app(args) as app:
         n = attendance.export_log(app, "entries", args.output, _query(args, app), bom=args.bom, force=args.force)
     print(f"wrote {n} entries to {args.output}")
+    return 0
+
+
+def cmd_log_timesheet(args) -> int:
+    presence.parse_week(args.week)  # a bad week fails before anything else
+    with open_app(args) as app:
+        n = presence.export_timesheet(app, args.output, args.week, bom=args.bom, force=args.force)
+    print(f"wrote {n} timesheet rows for {args.week} to {args.output}")
     return 0
 
 

@@ -22,8 +22,19 @@ from typing import Iterable, Iterator, Protocol, Sequence
 BOM = "\ufeff"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-ENTRY_HEADER = ("time", "door", "person", "person_id", "decision", "distance", "reason", "entry_id")
-REPORT_HEADER = ("date", "person", "person_id", "first_in", "last_out", "entries", "doors")
+ENTRY_HEADER = ("time", "door", "person", "person_id", "employee_id", "department", "decision", "distance",
+                "reason", "entry_id")
+REPORT_HEADER = ("date", "person", "person_id", "employee_id", "department", "first_in", "last_out", "entries",
+                 "doors")
+# person id -> (employee id, department), for the columns above ("" when unknown or deleted)
+PeopleInfo = dict[int, tuple[str, str]]
+
+
+def person_info(people: PeopleInfo | None, person_id: int | None) -> tuple[str, str]:
+    """(employee id, department) of a person, '' for strangers and deleted people."""
+    if people is None or person_id is None:
+        return "", ""
+    return people.get(person_id, ("", ""))
 
 
 class EntryLike(Protocol):
@@ -66,11 +77,11 @@ def format_distance(distance: float | None) -> str:
     return f"{max(0.0, float(distance)):.4f}"
 
 
-def entry_row(e: EntryLike, tz: tzinfo | None = None) -> list[str]:
+def entry_row(e: EntryLike, tz: tzinfo | None = None, people: PeopleInfo | None = None) -> list[str]:
     """One CSV row (in ENTRY_HEADER order) of an entry."""
     return [neutralize(v) for v in (
         local_iso(e.time, tz), e.door, e.person_name or "", "" if e.person_id is None else e.person_id,
-        e.decision, format_distance(e.distance), e.reason or "", e.id)]
+        *person_info(people, e.person_id), e.decision, format_distance(e.distance), e.reason or "", e.id)]
 
 
 @dataclass(frozen=True)
@@ -85,10 +96,10 @@ class DayAttendance:
     entries: int
     doors: tuple[str, ...]
 
-    def row(self) -> list[str]:
+    def row(self, people: PeopleInfo | None = None) -> list[str]:
         return [neutralize(v) for v in (
             self.day.isoformat(), self.person, "" if self.person_id is None else self.person_id,
-            self.first_in.isoformat(timespec="seconds"), self.last_out.isoformat(timespec="seconds"),
+            *person_info(people, self.person_id), self.first_in.isoformat(timespec="seconds"), self.last_out.isoformat(timespec="seconds"),
             self.entries, ", ".join(self.doors))]
 
 
@@ -127,14 +138,15 @@ def write_csv(stream: io.TextIOBase, header: Sequence[str], rows: Iterable[Seque
     return n
 
 
-def entries_csv_rows(entries: Iterable[EntryLike], tz: tzinfo | None = None) -> Iterator[list[str]]:
+def entries_csv_rows(entries: Iterable[EntryLike], tz: tzinfo | None = None,
+                     people: PeopleInfo | None = None) -> Iterator[list[str]]:
     for e in entries:
-        yield entry_row(e, tz)
+        yield entry_row(e, tz, people)
 
 
-def report_csv_rows(days: Iterable[DayAttendance]) -> Iterator[list[str]]:
+def report_csv_rows(days: Iterable[DayAttendance], people: PeopleInfo | None = None) -> Iterator[list[str]]:
     for d in days:
-        yield d.row()
+        yield d.row(people)
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[str]], bom: bool = False) -> str:

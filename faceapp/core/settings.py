@@ -53,6 +53,8 @@ class Settings:
     snapshot_retention_days: int = 30
     entry_retention_days: int = 0      # 0 = keep entries forever
     reception_mode: bool = False
+    alert_sound: bool = True           # a denied (or unknown) face rings the bell
+    alert_unknown: bool = False        # unknown visitors raise an alert too, not only denied people
     window_geometry: str = ""  # the main window's last geometry (Qt saveGeometry, hex)
 
     def threshold_for(self, model_id: str) -> float:

@@ -49,6 +49,7 @@ class LiveController(QObject):
     eventsReady = Signal(object)  # tuple[EntryEvent, ...] just logged by the recognition worker
     resultShown = Signal(object)  # the Recognized now on screen
     statusTick = Signal()  # twice a second: time to refresh fps / source texts
+    cameraChanged = Signal()  # another source: track numbers start again
 
     def __init__(self, app: App, view: LiveView, camera: CameraSpec, threshold: float,
                  log_entries: bool = True, door: str | None = None, parent: QObject | None = None) -> None:
@@ -182,6 +183,7 @@ class LiveController(QObject):
             self.app.update_settings(camera=spec)
         if not self._closing:
             self._start_capture()
+        self.cameraChanged.emit()
 
     def restart_camera(self) -> None:
         """Reconnect the current source (plays a video from the start again)."""

@@ -36,6 +36,8 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.log_page import LogPage; window.add_page("Entry log", LogPage(app, window, gate=window.admin_gate))  # noqa: E702,E501
     from faceapp.gui.face_search import install_face_search; install_face_search(window, app)  # noqa: E702
     from faceapp.gui.visitors_page import install_visitors_page; install_visitors_page(window, app)  # noqa: E702
+    from faceapp.gui.alerts import install_alerts; install_alerts(window, app)  # noqa: E702
+    from faceapp.gui.presence_page import install_presence_page; install_presence_page(window, app)  # noqa: E702
     from faceapp.gui.doors_page import install_doors_page; install_doors_page(window, app)  # noqa: E702
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
     from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702

@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Sequence
 from faceapp.core.csvexport import (
     ENTRY_HEADER,
     REPORT_HEADER,
+    PeopleInfo,
     daily_attendance,
     entries_csv_rows,
     report_csv_rows,
@@ -22,6 +23,7 @@ from faceapp.core.csvexport import (
 from faceapp.core.errors import FaceAppError, ImageError, NotFoundError
 from faceapp.core.fsutil import replacing
 from faceapp.service.app import App
+from faceapp.service.presence import with_last_seen
 from faceapp.store.attendance import AttendanceStore, EntryQuery, utc_iso
 from faceapp.store.db import Store
 
@@ -111,18 +113,24 @@ def write_csv_file(path: Path | str, header: Sequence[str], rows: Iterable[Seque
     return n
 
 
+def people_info(store: Store) -> PeopleInfo:
+    """Employee id and department of everyone enrolled, for the CSV columns."""
+    return {p.id: (p.employee_id or "", p.department or "") for p in store.list_people()}
+
+
 def export_entries(store: Store, path: Path | str, query: EntryQuery = EntryQuery(), bom: bool = False,
                    tz: tzinfo | None = None) -> int:
     """The entries matching ``query`` as CSV (oldest first); returns the number of rows."""
     entries = AttendanceStore(store).entries(_chronological(query))
-    return write_csv_file(path, ENTRY_HEADER, entries_csv_rows(entries, tz), bom)
+    return write_csv_file(path, ENTRY_HEADER, entries_csv_rows(entries, tz, people_info(store)), bom)
 
 
 def export_report(store: Store, path: Path | str, query: EntryQuery = EntryQuery(), bom: bool = False,
                   tz: tzinfo | None = None) -> int:
     """The daily attendance report (first in / last out per person per local day) as CSV."""
     entries = AttendanceStore(store).entries(_chronological(query))
-    return write_csv_file(path, REPORT_HEADER, report_csv_rows(daily_attendance(entries, tz)), bom)
+    days = with_last_seen(daily_attendance(entries, tz), store, tz)  # last out = last seen, not last entry
+    return write_csv_file(path, REPORT_HEADER, report_csv_rows(days, people_info(store)), bom)
 
 
 EXPORTS = {"entries": export_entries, "report": export_report}

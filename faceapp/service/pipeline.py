@@ -33,6 +33,7 @@ from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.tracking import KNOWN, PENDING, LogRequest, Tracker, TrackerConfig, TrackView, frame_observations
 from faceapp.core.types import BBox
 from faceapp.service.app import App
+from faceapp.service.presence import SightingRecorder
 from faceapp.service.visitors import FaceEventLog, entry_face
 from faceapp.store.attendance import AttendanceStore, NewEntry, make_snapshot, utc_iso
 
@@ -149,6 +150,8 @@ class Pipeline:
         self.tracker = Tracker(TrackerConfig.from_settings(settings))
         self._attendance = AttendanceStore(app.store)
         self._events = FaceEventLog(app)
+        # Who is in: a logging station also records sightings (Presence page, last out).
+        self._sightings = SightingRecorder(app.store, self.door) if log_entries else None
         self._rules = AccessRules()
         self._rules_revision: int | None = None
         self._door_seen = False      # the door existed once: if it is removed, nobody passes
@@ -226,6 +229,8 @@ class Pipeline:
         final = {e.track_id: e for e in events if e.person_id is None or e.decision != "granted"}
         if final:
             shown = tuple(self._overruled(f, final.get(f.track_id)) for f in shown)
+        if self._sightings is not None:
+            self._sightings.observe(shown, wall)
         t3 = time.perf_counter()
         return FrameResult(frame.index, frame.captured, image, shown, events,
                            (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3, len(todo))

@@ -217,6 +217,24 @@ def _v6_visitor_index(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX entry_faces_visitor ON entry_faces(visitor_id) WHERE visitor_id IS NOT NULL")
 
 
+def _v7_sightings(conn: sqlite3.Connection) -> None:
+    """Who was seen today, where, first and last (Presence page; the daily report's last out).
+    One row per local day, person and door; ``visits`` counts separate appearances (tracks)."""
+    conn.execute("""
+        CREATE TABLE sightings (
+            id INTEGER PRIMARY KEY,
+            day TEXT NOT NULL,
+            person_id INTEGER,
+            person_name TEXT NOT NULL,
+            door TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            last_seen TEXT NOT NULL,
+            visits INTEGER NOT NULL DEFAULT 1,
+            UNIQUE (day, person_id, door)
+        )""")
+    conn.execute("CREATE INDEX sightings_day ON sightings (day)")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors,
-                                                        _v5_revision, _v6_visitor_index]
+                                                        _v5_revision, _v6_visitor_index, _v7_sightings]
 SCHEMA_VERSION = len(MIGRATIONS)
