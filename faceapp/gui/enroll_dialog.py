@@ -369,6 +369,15 @@ class EnrollDialog(QDialog):
         self._set_status("Checking the picture…")
         self._update_state()
 
+    def add_images(self, images: list[np.ndarray], label: str) -> None:
+        """Analyse pictures handed over by the caller (an unknown face's snapshot and best shots)
+        as the first photos."""
+        for i, image in enumerate(images, 1):
+            self._ensure_worker().submit(next(self._tokens), "capture", f"{label} {i}", image=image)
+        if images:
+            self._set_status(f"Checking {len(images)} picture(s) of the unknown face…")
+        self._update_state()
+
     def add_files(self, paths: list[str | Path]) -> None:
         """Analyse photo files (in the worker) and add them to the list."""
         worker = self._ensure_worker()

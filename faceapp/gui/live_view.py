@@ -433,6 +433,17 @@ class LiveView(QWidget):
             widget.setParent(self)
             self._place_corner()
 
+    def face_at(self, pos) -> TrackedFace | None:
+        """The face whose box is under ``pos`` (widget coordinates), smallest box first."""
+        if self._qimage is None or not self._faces:
+            return None
+        w, h = self._qimage.width(), self._qimage.height()
+        target = fit_rect(w, h, QRectF(self.rect()))
+        s = target.width() / w
+        x, y = (pos.x() - target.x()) / s, (pos.y() - target.y()) / s
+        hits = [f for f in self._faces if f.bbox.x1 <= x <= f.bbox.x2 and f.bbox.y1 <= y <= f.bbox.y2]
+        return min(hits, key=lambda f: f.bbox.area) if hits else None
+
     # -- geometry ---------------------------------------------------------------
     def sizeHint(self) -> QSize:
         return QSize(960, 540)

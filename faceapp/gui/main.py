@@ -39,6 +39,7 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.alerts import install_alerts; install_alerts(window, app)  # noqa: E702
     from faceapp.gui.presence_page import install_presence_page; install_presence_page(window, app)  # noqa: E702
     from faceapp.gui.doors_page import install_doors_page; install_doors_page(window, app)  # noqa: E702
+    from faceapp.gui.enroll_unknown import install_enroll_unknown; install_enroll_unknown(window, app)  # noqa: E702
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
     from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702
     from faceapp.gui.about_notices import install_notices; install_notices(window)  # noqa: E702
