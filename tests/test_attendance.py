@@ -340,7 +340,7 @@ def test_door_and_group_commands(app, capsys):
     assert run("door", "disallow", "Lab", "band", "--open")[1].strip() == "Lab: everyone enrolled; hours Mon-Fri 07:00-19:00"
     assert run("door", "hours", "Lab", "always")[1].strip() == "Lab: everyone enrolled; hours always"
     doors = json.loads(run("door", "list", "--json")[1])
-    assert doors == [{"id": doors[0]["id"], "name": "Lab", "hours": None, "groups": []}]
+    assert doors == [{"id": doors[0]["id"], "name": "Lab", "hours": None, "liveness": "off", "groups": []}]
     assert run("group", "unassign", str(pid), "band")[0] == 0
     assert run("group", "remove", "band")[0] == 0 and run("door", "remove", "lab")[0] == 0
     assert AttendanceStore(app.store).doors() == [] and AttendanceStore(app.store).groups() == []

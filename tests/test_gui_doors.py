@@ -63,7 +63,7 @@ def test_doors_page_adds_renames_sets_hours_groups_and_removes(qtbot, app, monke
     window.tabs.setCurrentWidget(page)
     click(qtbot, page.add_button)
     assert [(d.name, d.hours) for d in store.doors()] == [("Main entrance", "Mon-Fri 07:00-19:00")]
-    assert page.door_names() == ["Main entrance"] and page.table.item(0, 3).text() == "this window"
+    assert page.door_names() == ["Main entrance"] and page.table.item(0, 4).text() == "this window"
     click(qtbot, page.add_group_button)
     assert [g.name for g in store.groups()] == ["Staff"] and page.groups.count() == 1
     page.groups.item(0).setCheckState(Qt.CheckState.Checked)  # tick: the door admits Staff

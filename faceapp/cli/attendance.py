@@ -7,6 +7,7 @@ import math
 import sys
 
 from faceapp.cli.common import add_output_force, open_app, positive_int, print_json
+from faceapp.core.access import LIVENESS_MODES
 from faceapp.core.csvexport import local_iso
 from faceapp.service import attendance, presence
 from faceapp.store.attendance import DECISIONS, AttendanceStore
@@ -62,6 +63,14 @@ def register(sub) -> None:
     p.add_argument("name", metavar="NAME")
     p.add_argument("hours", metavar="HOURS")
     p.set_defaults(func=cmd_door_hours)
+    p = dsub.add_parser("liveness", help="require a live face at a door: off, passive or challenge",
+                        description="off: as before. passive: a known person's face must be judged live by the "
+                                    "MiniFASNet models (needs the minifasnet pack), else 'denied: not live'. "
+                                    "challenge: also asks the person to turn the head left then right; a still "
+                                    "photo cannot do that.")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("mode", metavar="off|passive|challenge", type=str.lower, choices=LIVENESS_MODES)
+    p.set_defaults(func=cmd_door_liveness)
     p = dsub.add_parser("allow", help="let a group through a door, optionally only within hours")
     p.add_argument("name", metavar="DOOR")
     p.add_argument("group", metavar="GROUP")
@@ -162,7 +171,8 @@ def _door_text(d) -> str:
         who = "everyone enrolled"
     else:
         who = ", ".join(f"{g} ({h})" if h else g for g, h in d.groups)
-    return f"{d.name}: {who}; hours {hours}"
+    live = f"; liveness {d.liveness}" if d.liveness != "off" else ""
+    return f"{d.name}: {who}; hours {hours}{live}"
 
 
 def cmd_door_add(args) -> int:
@@ -177,7 +187,7 @@ def cmd_door_list(args) -> int:
     with open_app(args) as app:
         doors = AttendanceStore(app.store).doors()
     if args.json:
-        print_json([{"id": d.id, "name": d.name, "hours": d.hours,
+        print_json([{"id": d.id, "name": d.name, "hours": d.hours, "liveness": d.liveness,
                      "groups": [{"name": g, "hours": h} for g, h in d.groups]} for d in doors])
         return 0
     if not doors:
@@ -204,6 +214,22 @@ def _change_door(args, change) -> int:
 
 def cmd_door_hours(args) -> int:
     return _change_door(args, lambda s: s.set_door_hours(args.name, args.hours))
+
+
+def cmd_door_liveness(args) -> int:
+    from faceapp.service.liveness import MISSING_PACK
+
+    with open_app(args) as app:
+        d = AttendanceStore(app.store).set_door_liveness(args.name, args.mode)
+        missing = d.liveness != "off" and not app.liveness_installed
+    print(_door_text(d))
+    if missing:
+        # The policy is stored anyway (the station may get the pack later), but until then a passive
+        # door turns every known face away and a challenge door relies on the head turn alone.
+        print(f"warning: {MISSING_PACK}; until then this door denies known faces as not live"
+              if d.liveness == "passive" else
+              f"warning: {MISSING_PACK}; until then this door checks the head turn only", file=sys.stderr)
+    return 0
 
 
 def cmd_door_allow(args) -> int:

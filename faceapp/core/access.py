@@ -181,13 +181,27 @@ def within(windows: tuple[TimeWindow, ...], local: datetime) -> bool:
     return not windows or any(w.contains(local) for w in windows)
 
 
+LIVENESS_MODES = ("off", "passive", "challenge")
+
+
+def parse_liveness(mode: str) -> str:
+    """A door's liveness policy as typed by a user ("off", "passive", "challenge")."""
+    m = (mode or "").strip().lower()
+    if m not in LIVENESS_MODES:
+        raise AccessRuleError(f"liveness must be one of {', '.join(LIVENESS_MODES)}, not '{mode}'")
+    return m
+
+
 @dataclass(frozen=True)
 class DoorPolicy:
-    """What one door admits: ``groups`` maps group id -> that group's hours (empty = any time)."""
+    """What one door admits: ``groups`` maps group id -> that group's hours (empty = any time).
+    ``liveness``: "off", "passive" (a known face must be judged live before it is granted) or
+    "challenge" (passive, plus a head turn on request)."""
 
     name: str
     hours: tuple[TimeWindow, ...] = ()
     groups: dict[int, tuple[TimeWindow, ...]] = field(default_factory=dict)
+    liveness: str = "off"
 
 
 @dataclass(frozen=True)
@@ -212,6 +226,11 @@ class AccessRules:
 
     def door(self, name: str) -> DoorPolicy | None:
         return self.doors.get(name.casefold())
+
+    def liveness(self, door: str) -> str:
+        """The liveness policy of ``door`` ("off" for a door nobody configured)."""
+        policy = self.door(door)
+        return policy.liveness if policy is not None else "off"
 
     def decide(self, door: str, person_id: int, when: datetime, tz: tzinfo | None = None) -> AccessDecision:
         """May ``person_id`` pass ``door`` at ``when`` (an aware datetime, judged in local time)?"""

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from faceapp.core.access import LIVENESS_MODES
 from faceapp.core.errors import FaceAppError
 from faceapp.gui.admin import admin_allowed
 from faceapp.service.app import App
@@ -44,6 +45,21 @@ def ask_text(parent: QWidget | None, title: str, label: str, text: str = "") -> 
     """One line of text from the user; None when cancelled."""
     value, ok = QInputDialog.getText(parent, title, label, text=text)
     return value if ok else None
+
+
+def ask_item(parent: QWidget | None, title: str, label: str, items: list[str], current: str) -> str | None:
+    """One of ``items`` chosen by the user; None when cancelled."""
+    value, ok = QInputDialog.getItem(parent, title, label, items, max(0, items.index(current)) if current in items
+                                     else 0, False)
+    return value if ok else None
+
+
+LIVENESS_HELP = ("Liveness check for known faces at this door:\n"
+                 "off: none (as before)\n"
+                 "passive: the face must look live to the anti-spoofing models (stops printed photos and "
+                 "most phone screens; needs the minifasnet model pack)\n"
+                 "challenge: passive, and the person turns the head left and right when asked "
+                 "(a still photo cannot)")
 
 
 def confirm(parent: QWidget | None, title: str, text: str) -> bool:
@@ -64,7 +80,7 @@ def door_summary(door: Door) -> str:
 class DoorsPage(QWidget):
     """Doors on the left, the selected door's groups on the right (see the module docstring)."""
 
-    COLUMNS = ("Door", "Hours", "Admits", "")
+    COLUMNS = ("Door", "Hours", "Admits", "Liveness", "")
 
     def __init__(self, app: App, window=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -94,10 +110,12 @@ class DoorsPage(QWidget):
         self.add_button = QPushButton("&Add door…", self)
         self.rename_button = QPushButton("Re&name…", self)
         self.hours_button = QPushButton("&Hours…", self)
+        self.liveness_button = QPushButton("&Liveness…", self)
         self.remove_button = QPushButton("&Remove", self)
         self.use_button = QPushButton("&Use for this window", self)
         for button, slot in ((self.add_button, self.add_door), (self.rename_button, self.rename_door),
-                             (self.hours_button, self.set_hours), (self.remove_button, self.remove_door),
+                             (self.hours_button, self.set_hours), (self.liveness_button, self.set_liveness),
+                             (self.remove_button, self.remove_door),
                              (self.use_button, self.use_for_window)):
             button.clicked.connect(lambda *_a, f=slot: f())
             buttons.addWidget(button)
@@ -157,7 +175,8 @@ class DoorsPage(QWidget):
         here = self.this_door()
         self.table.setRowCount(len(doors))
         for r, d in enumerate(doors):
-            cells = (d.name, d.hours or "always", door_summary(d), "this window" if d.name == here else "")
+            cells = (d.name, d.hours or "always", door_summary(d), d.liveness,
+                     "this window" if d.name == here else "")
             for c, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setToolTip(text)
@@ -202,7 +221,7 @@ class DoorsPage(QWidget):
 
     def _update_buttons(self) -> None:
         has = self.selected_door() is not None
-        for b in (self.rename_button, self.hours_button, self.remove_button, self.use_button):
+        for b in (self.rename_button, self.hours_button, self.liveness_button, self.remove_button, self.use_button):
             b.setEnabled(has)
         self.remove_group_button.setEnabled(self.groups.currentItem() is not None or self.groups.count() > 0)
 
@@ -262,6 +281,24 @@ class DoorsPage(QWidget):
             if hours is None:
                 return False
         return self._do(f"change the hours of {door}", lambda: self.store.set_door_hours(door, hours.strip() or None))
+
+    def set_liveness(self, mode: str | None = None) -> bool:
+        """Choose the selected door's liveness policy: off, passive or challenge."""
+        door = self.selected_door()
+        if door is None or not admin_allowed(self, f"change the liveness check of {door}"):
+            return False
+        if mode is None:
+            mode = ask_item(self, f"Liveness at {door}", LIVENESS_HELP, list(LIVENESS_MODES),
+                            self.store.door(door).liveness)
+            if mode is None:
+                return False
+        ok = self._do(f"change the liveness check of {door}", lambda: self.store.set_door_liveness(door, mode))
+        if ok and mode != "off" and not self.app.liveness_installed:
+            self.status.setText(f"The liveness models are not installed (Models ▸ Install models…, pack "
+                                f"minifasnet): until then '{door}' "
+                                + ("denies known faces as not live." if mode == "passive"
+                                   else "checks the head turn only."))
+        return ok
 
     def remove_door(self) -> bool:
         door = self.selected_door()

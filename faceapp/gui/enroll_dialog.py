@@ -125,7 +125,7 @@ class AnalysisThread(TaskThread):
                     preview = _preview_of_file(path)
             else:
                 assert image is not None
-                checked = enroll.inspect_image(engine, image, source)
+                checked = enroll.inspect_camera_shot(self._app, image, source)
                 preview = _shrink(image) if checked.shot is None else None
             return Analysed(token, kind, checked, preview)
         except ModelError as exc:

@@ -70,10 +70,16 @@ def face_label(face: TrackedFace) -> tuple[str, str]:
     """(main text, distance text) of a face's plate."""
     kind = face_kind(face)
     dist = format_distance(face.distance) if math.isfinite(face.distance) else ""
+    if kind == "pending" and face.liveness == "checking":
+        # A known person at a door that wants a live face: what they should do, or that we are looking.
+        who = face.candidate_name or f"person {face.candidate_id}"
+        return (f"{who}: {face.prompt}" if face.prompt else f"{who} · checking…"), dist
     if kind == "pending":
         return "identifying…", dist
     if kind == "denied":
         who = face.candidate_name if face.known and face.candidate_name else "unknown"
+        if face.liveness == "not live":
+            return f"{who} · not live?", dist
         if face.reason == INACTIVE:   # a deactivated person: the desk should know why
             return f"inactive: {who}", dist
         return f"{who} · no access", dist
@@ -167,11 +173,28 @@ def unstack_plate(rect: QRectF, bounds: QRectF, placed: list[QRectF], gap: float
 # identified get smaller plates, so a crowd does not bury the picture under labels.
 PLATE_SCALE = {"known": 1.0, "denied": 1.0, "unknown": 0.75, "pending": 0.7}
 
+
+def plate_scale(face: TrackedFace) -> float:
+    """Relative plate size: a liveness prompt is read by the person at the door, so it is full size."""
+    if face.liveness == "checking":
+        return 1.0
+    return PLATE_SCALE[face_kind(face)]
+
+
+def liveness_prompt(faces: tuple[TrackedFace, ...]) -> str | None:
+    """The head-turn prompt to show large over the picture (the largest face that has one)."""
+    asking = [f for f in faces if f.prompt and f.liveness in ("checking", "not live") and f.candidate_name]
+    if not asking:
+        return None
+    f = max(asking, key=lambda f: f.bbox.area)
+    return f"{f.candidate_name}, {f.prompt}"
+
 _BACKGROUND = QColor("#101214")
 _OUTLINE = QColor(0, 0, 0, 150)  # under each box line
 _PLATE_EDGE = QColor(0, 0, 0, 120)
 _DIM = QColor(0, 0, 0, 140)
 _MESSAGE_BG = QColor(0, 0, 0, 190)
+_PROMPT_BG = QColor(20, 85, 190, 230)   # the liveness prompt: an instruction, not an alarm
 _BANNER_BG = {"error": QColor(200, 40, 30, 225), "info": QColor(30, 40, 55, 210)}
 _MESSAGE_TEXT = QColor("#ffffff")
 _MESSAGE_FLAGS = int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap)
@@ -277,12 +300,12 @@ def paint_faces(p: QPainter, target: QRectF, image_size: tuple[int, int], faces:
 
     # Known people first, then nearer (larger) faces, choose their plate position; they are
     # drawn last, on top.
-    order = sorted(faces, key=lambda f: (PLATE_SCALE[face_kind(f)] < 1.0, -f.bbox.area))
+    order = sorted(faces, key=lambda f: (plate_scale(f) < 1.0, -f.bbox.area))
     plates: list[_Plate] = []
     placed: list[QRectF] = []
     for face in order:
         kind = face_kind(face)
-        text = texts[PLATE_SCALE[kind]]
+        text = texts[plate_scale(face)]
         label, dist = face_label(face)
         max_w = bounds.width() - 4.0
         name, dist, width = text.layout(label, dist, max_w)
@@ -370,6 +393,7 @@ class LiveView(QWidget):
         self._layouts: dict[tuple[str, float, float], tuple[QFont, QRectF]] = {}
         self.last_labels: list[str] = []  # what the last paint wrote on the faces
         self.last_plates: list[QRectF] = []  # where it put their plates
+        self.last_prompt: str | None = None  # the liveness prompt the last paint showed large
         # Called with time.monotonic() of the shown frame's capture, on its first paint
         # (a plain callback: it runs for every frame and needs no signal).
         self.on_painted: Callable[[float], None] | None = None
@@ -498,6 +522,12 @@ class LiveView(QWidget):
         else:
             self.last_labels = []
             self.last_plates.clear()
+        prompt = liveness_prompt(self._faces) if qimage is not None else None
+        self.last_prompt = prompt
+        if prompt:
+            # Large: the person at the door reads it from where they stand (larger still in reception mode).
+            _draw_message(p, area, prompt, px * (1.1 if self._large else 1.4), _PROMPT_BG, align_top=True,
+                          layout=self._layout)
         if self._banner:
             text, kind = self._banner
             bg = _BANNER_BG["error" if kind == "error" else "info"]

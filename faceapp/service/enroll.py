@@ -6,7 +6,7 @@ The CLI (`faceapp enroll`, `faceapp import`) and the GUI enrollment dialog both 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Collection, Sequence
 
@@ -162,6 +162,32 @@ def inspect_image(engine: FaceEngine, image: np.ndarray, source: str,
         raise  # not the picture's fault: the caller reports it once
     except FaceAppError as exc:
         return Checked(source, None, _reason(exc, source))
+
+
+def spoof_reason(score: float) -> str:
+    """The refusal of a camera shot that the liveness models judge a photo or a screen."""
+    return f"looks like a photo or a screen held up to the camera (liveness {score:.2f})"
+
+
+def inspect_camera_shot(app: App, image: np.ndarray, source: str,
+                        rules: QualityRules = QualityRules()) -> Checked:
+    """:func:`inspect_image` for a picture captured from a camera: when the liveness pack is installed,
+    a face that looks like a photo or a screen held up to the camera is refused with that reason, so
+    nobody is enrolled from someone else's picture at the desk. ID-photo *files* are not checked
+    (:func:`inspect_file`): they are photos by nature."""
+    checked = inspect_image(app.engine, image, source, rules)
+    if checked.shot is None:
+        return checked
+    scorer = app.liveness()
+    if scorer is None:
+        return checked
+    d = checked.shot.face.detection
+    result = scorer.score(to_bgr8(image), d.bbox, d.landmarks)
+    if not result.live(app.settings.liveness_threshold) and result.judged:
+        q = checked.shot.quality
+        quality = replace(q, reasons=q.reasons + (spoof_reason(result.score),))
+        return Checked(source, replace(checked.shot, quality=quality))
+    return checked
 
 
 def inspect_file(engine: FaceEngine, path: Path | str, rules: QualityRules = QualityRules()) -> Checked:

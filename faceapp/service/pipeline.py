@@ -33,6 +33,7 @@ from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.tracking import KNOWN, PENDING, LogRequest, Tracker, TrackerConfig, TrackView, frame_observations
 from faceapp.core.types import BBox
 from faceapp.service.app import App
+from faceapp.service.door_liveness import LivenessGate, is_liveness_denial
 from faceapp.service.presence import SightingRecorder
 from faceapp.service.visitors import FaceEventLog, entry_face
 from faceapp.store.attendance import AttendanceStore, NewEntry, make_snapshot, utc_iso
@@ -61,7 +62,10 @@ class TrackedFace:
     display can re-decide known/unknown immediately when the slider moves.
     ``decision``: "granted" | "denied" | "unknown" | "pending" (still voting).
     ``access`` is what the door says about the candidate (granted/denied), and
-    ``threshold`` the threshold ``decision`` was made with."""
+    ``threshold`` the threshold ``decision`` was made with.
+    ``liveness`` is "" where the door does not ask for it (or the face does not matter: unknown,
+    refused), else "checking" / "live" / "not live" (service.door_liveness); ``prompt`` is what the
+    person is asked to do (the head-turn challenge), ``live_score`` the passive median so far."""
 
     bbox: BBox
     track_id: int
@@ -74,6 +78,9 @@ class TrackedFace:
     access: str = "granted"
     threshold: float = math.nan
     reason: str | None = None
+    liveness: str = ""
+    prompt: str = ""
+    live_score: float = math.nan
 
     @property
     def person_id(self) -> int | None:
@@ -132,6 +139,8 @@ class FrameResult:
     embed_ms: float = 0.0
     total_ms: float = 0.0
     embedded: int = 0
+    liveness_ms: float = 0.0
+    live_scored: int = 0
 
 
 class Pipeline:
@@ -148,6 +157,7 @@ class Pipeline:
         self.threshold = app.threshold
         self.aggregate = Aggregate.parse(settings.aggregate)
         self.tracker = Tracker(TrackerConfig.from_settings(settings))
+        self.liveness = LivenessGate(app)
         self._attendance = AttendanceStore(app.store)
         self._events = FaceEventLog(app)
         # Who is in: a logging station also records sightings (Presence page, last out).
@@ -186,6 +196,7 @@ class Pipeline:
     def reset(self) -> None:
         """Forget tracks (after a camera change or a gap in the stream); cooldowns are kept."""
         self.tracker.reset()
+        self.liveness.reset()
         self._thumb = None
 
     # -- per frame --------------------------------------------------------------------------
@@ -224,16 +235,21 @@ class Pipeline:
         views, requests = self.tracker.resolve(track_ids, threshold, now,
                                                lambda pid: self._access(pid, wall, gallery).decision)
         shown = tuple(self._tracked_face(v, gallery, threshold, wall) for v in views)
-        events = tuple(self._event(r, image, gallery, wall) for r in requests)
+        # Doors that require liveness hold a known person's entry until their face is judged live.
+        shown, released = self.liveness.apply(self._rules.liveness(self.door), image, shown,
+                                              dict(zip(track_ids, detections)), requests, now)
+        events = tuple(self._event(r, image, gallery, wall, why) for r, why in released)
         # What the log says is what the screen says (the database may have overruled this frame's gallery).
         final = {e.track_id: e for e in events if e.person_id is None or e.decision != "granted"}
         if final:
             shown = tuple(self._overruled(f, final.get(f.track_id)) for f in shown)
         if self._sightings is not None:
-            self._sightings.observe(shown, wall)
+            # A photo held up to a liveness door is nobody's sighting.
+            self._sightings.observe([f for f in shown if f.liveness in ("", "live")], wall)
         t3 = time.perf_counter()
         return FrameResult(frame.index, frame.captured, image, shown, events,
-                           (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3, len(todo))
+                           (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t0) * 1e3, len(todo),
+                           self.liveness.ms, self.liveness.scored)
 
     def _current_gallery(self) -> Gallery:
         """The gallery as of now: the store's revision is checked on every frame (one tiny query),
@@ -283,7 +299,8 @@ class Pipeline:
         return TrackedFace(v.bbox, v.track_id, v.det_score, v.distance, cand, name, known, decision,
                            verdict.decision, threshold, verdict.reason or None)
 
-    def _event(self, req: LogRequest, image: np.ndarray, gallery: Gallery, wall: datetime) -> EntryEvent:
+    def _event(self, req: LogRequest, image: np.ndarray, gallery: Gallery, wall: datetime,
+               not_live: str | None = None) -> EntryEvent:
         pid = req.person_id
         name = gallery.names.get(pid) if pid is not None else None
         reason = None
@@ -292,6 +309,8 @@ class Pipeline:
         else:
             verdict = self._access(pid, wall, gallery)
             decision, reason = verdict.decision, verdict.reason or None
+            if verdict.granted and not_live:
+                decision, reason = "denied", not_live
         # Every event keeps a picture and its face (search by face, visitors, corrections);
         # retention removes both.
         snapshot = make_snapshot(image, req.bbox)
@@ -345,4 +364,6 @@ class Pipeline:
             return replace(entry, decision="denied", reason=INACTIVE)
         verdict = self._access(entry.person_id, entry.time, gallery=replace(gallery, inactive=frozenset()),
                                rules=self._attendance.access_rules())
+        if verdict.granted and is_liveness_denial(entry.reason):
+            return entry   # the rules would admit them, but the face was not found live
         return replace(entry, decision=verdict.decision, reason=verdict.reason or None)

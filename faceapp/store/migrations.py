@@ -235,6 +235,14 @@ def _v7_sightings(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX sightings_day ON sightings (day)")
 
 
+def _v8_door_liveness(conn: sqlite3.Connection) -> None:
+    """Per-door liveness policy (liveness issue): 'off' (as before), 'passive' (the MiniFASNet check
+    must find a known person's face live) or 'challenge' (the person also turns the head on request)."""
+    conn.execute("ALTER TABLE doors ADD COLUMN liveness TEXT NOT NULL DEFAULT 'off' "
+                 "CHECK (liveness IN ('off', 'passive', 'challenge'))")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors,
-                                                        _v5_revision, _v6_visitor_index, _v7_sightings]
+                                                        _v5_revision, _v6_visitor_index, _v7_sightings,
+                                                        _v8_door_liveness]
 SCHEMA_VERSION = len(MIGRATIONS)
