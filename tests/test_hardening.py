@@ -561,3 +561,54 @@ def test_a_model_edited_in_place_with_its_mtime_restored_is_refused(tmp_path, sh
     assert run(home, "doctor") == 1
     assert "w600k_mbf.onnx" in capsys.readouterr().out
     assert {p.name: p.ok for p in list_packs(home / "models")}["buffalo_sc"] in (True, False)  # listing still works
+
+
+# -- 11. terminal escapes and look-alike names ----------------------------------------------------------
+EVIL = ["E1\x1b]0;PWNED\x07\x1b[2J", "Tony\u200bBlair", "Tony\u202eriaIB", "A\u00adB", "x\ufeff", "a\x9b31m"]
+
+
+def test_control_and_format_characters_are_refused_everywhere_with_one_line(enrolled, tmp_path, capsys):
+    from conftest import person_photos
+
+    home = enrolled
+    before = db_state(home / "faceapp.db")
+    photo = str(person_photos("lfw_krasserm", "Ariel_Sharon")[3])
+    for bad in EVIL:
+        for argv in (("enroll", bad, photo), ("enroll", "Someone New", photo, "--employee-id", bad),
+                     ("enroll", "Someone New", photo, "--department", bad),
+                     ("door", "add", bad), ("group", "add", bad)):
+            assert run(home, *argv) == 1, argv
+            line = one_error_line(capsys)
+            assert "control characters or invisible formatting characters" in line and "U+" in line
+            assert "\x1b" not in line and "\u202e" not in line and "\u200b" not in line
+    assert db_state(home / "faceapp.db") == before
+    # NFC: the same name typed composed or decomposed is one person.
+    assert run(home, "enroll", "Jose\u0301 Garci\u0301a", photo, "--allow-duplicate") == 0
+    capsys.readouterr()
+    assert run(home, "enroll", "José García", str(person_photos("lfw_krasserm", "Ariel_Sharon")[4]),
+               "--allow-duplicate") == 1
+    assert "already enrolled" in one_error_line(capsys)
+
+
+def test_stored_escape_codes_are_printed_harmlessly(enrolled, capsys):
+    import json
+    import sqlite3
+
+    home = enrolled
+    conn = sqlite3.connect(home / "faceapp.db")   # data from before this check, or written by hand
+    conn.execute("UPDATE people SET employee_id = ?, department = ? WHERE id = 1", (EVIL[0], "R\u202eD"))
+    conn.execute("INSERT INTO audit (time, actor, action, target, details) VALUES ('2026-01-01T00:00:00+00:00', "
+                 "?, 'x.y', ?, ?)", ("cli:\x1b[31mroot", "person:1\x07", json.dumps({"name": "A\x1b[2J\u200b"})))
+    conn.commit()
+    conn.close()
+    for argv in (("people", "list"), ("audit", "list"), ("people", "list", "--json"), ("audit", "list", "--json"),
+                 ("log", "list")):
+        assert run(home, *argv) == 0
+        out = capsys.readouterr().out
+        for c in "\x1b\x07\u202e\u200b\x9b":
+            assert c not in out, (argv, c)
+        if "--json" in argv:
+            json.loads(out)                         # still valid JSON, same text once parsed
+            assert EVIL[0] in out.encode().decode("unicode_escape") or "\\u001b" in out
+    assert run(home, "people", "list") == 0
+    assert "\\u001b]0;PWNED\\u0007" in capsys.readouterr().out   # shown, visibly, not obeyed

@@ -14,6 +14,7 @@ import sys
 from faceapp import __version__
 from faceapp.core.errors import FaceAppError
 from faceapp.core.redact import install_log_redaction, redact_text
+from faceapp.core.text import escape_unsafe
 
 COMMAND_MODULES = [
     "faceapp.cli.models",
@@ -76,6 +77,10 @@ def _name_commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Names, ids, audit details and file names come from users: whatever a command prints or
+    # logs, no control or format character reaches the terminal as such (issue #11).
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = SafeText(sys.stdout), SafeText(sys.stderr, keep="\n\t\r")
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()
@@ -96,3 +101,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("faceapp: interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = streams
+
+
+class SafeText:
+    """A text stream that writes control and format characters as visible \\uXXXX escapes."""
+
+    def __init__(self, stream, keep: str = "\n\t") -> None:
+        self._stream = stream
+        self._keep = keep
+
+    def write(self, text: str) -> int:
+        self._stream.write(escape_unsafe(text, self._keep))
+        return len(text)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding... of the real stream
+        return getattr(self._stream, name)

@@ -22,6 +22,7 @@ from faceapp.core.types import BBox, Detection, Face, Match, Person
 from faceapp.engine.catalog import get_pack
 from faceapp.engine.engine import FaceEngine
 from faceapp.service.app import App
+from faceapp.store.common import clean_name, opt_text
 from faceapp.store.db import NewPhoto, decode_blob
 
 log = logging.getLogger(__name__)
@@ -368,11 +369,19 @@ def enroll_files(app: App, name: str, paths: Sequence[Path | str], employee_id: 
     (unless ``allow_duplicate``). Returns (person id, accepted shots)."""
     if not paths:
         raise FaceAppError("give at least one photo")
+    check_person_fields(name, employee_id, department)  # bad text is refused before any model work
     shots = [check_file(app.engine, p) for p in paths]
     bad = [s for s in shots if not s.ok]
     if bad:
         raise FaceAppError("; ".join(f"{s.source}: {', '.join(s.quality.reasons)}" for s in bad))
     return save_person(app, name, shots, employee_id, department, allow_duplicate), shots
+
+
+def check_person_fields(name: str, employee_id: str | None = None, department: str | None = None) -> None:
+    """Raise the store's one-line error for a name, employee id or department it would refuse."""
+    clean_name(name)
+    opt_text(employee_id, "an employee id")
+    opt_text(department, "a department")
 
 
 def _accepted(shots: Sequence[Shot]) -> list[Shot]:
@@ -385,6 +394,7 @@ def _accepted(shots: Sequence[Shot]) -> list[Shot]:
 def save_person(app: App, name: str, shots: Sequence[Shot], employee_id: str | None = None,
                 department: str | None = None, allow_duplicate: bool = False) -> int:
     """Store a new person with the accepted shots (rejected ones are never stored) in one transaction."""
+    check_person_fields(name, employee_id, department)
     good = _accepted(shots)
     if not allow_duplicate:
         dup = find_duplicates(app, shot_embeddings(good))

@@ -8,6 +8,8 @@ format as :func:`faceapp.store.db.utc_now`, so text comparison orders them.
 
 from __future__ import annotations
 
+import unicodedata
+
 import logging
 import sqlite3
 from dataclasses import dataclass
@@ -273,7 +275,7 @@ class AttendanceStore:
 
     def add_door(self, name: str, hours: str | None = None, groups: tuple[str, ...] | list[str] = ()) -> Door:
         """Create a door, optionally with opening hours and the groups it admits (which must exist)."""
-        name = clean_name(name)
+        name = clean_name(name, "a door name")
         text = _hours_text(hours)
         with self.store.transaction() as conn:
             clash = _named_row(conn, "doors", name)
@@ -315,7 +317,7 @@ class AttendanceStore:
 
     def rename_door(self, name: str, new_name: str) -> Door:
         """Give a door a new name (its groups and hours stay; past entries keep the old name)."""
-        new_name = clean_name(new_name)
+        new_name = clean_name(new_name, "a door name")
         with self.store.transaction() as conn:
             did, dname = self._door_row(conn, name)
             clash = conn.execute("SELECT id FROM doors WHERE name = ?", (new_name,)).fetchone()
@@ -374,7 +376,7 @@ class AttendanceStore:
 
     # -- groups ---------------------------------------------------------------------------------
     def add_group(self, name: str) -> Group:
-        name = clean_name(name)
+        name = clean_name(name, "a group name")
         with self.store.transaction() as conn:
             clash = _named_row(conn, "access_groups", name)
             if clash:
@@ -492,7 +494,7 @@ def _stored_hours(text: str | None) -> tuple[TimeWindow, ...]:
 def name_key(name: str) -> str:
     """How door and group names are compared: whitespace tidied, Unicode case folded ("Straße" and
     "STRASSE" are one name; SQLite's NOCASE folds ASCII letters only)."""
-    return " ".join(str(name).split()).casefold()
+    return " ".join(unicodedata.normalize("NFC", str(name)).split()).casefold()
 
 
 def _named_row(conn, table: str, name: str):

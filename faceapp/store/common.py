@@ -6,7 +6,8 @@ import getpass
 import os
 from datetime import datetime, timezone
 
-from faceapp.core.errors import StoreError
+from faceapp.core.errors import FaceAppError, StoreError
+from faceapp.core.text import clean_text
 
 MAX_NAME = 200
 
@@ -38,23 +39,23 @@ def os_user() -> str:
         return "unknown"
 
 
-def clean_name(name: str) -> str:
-    """Validate a person's name: trimmed, 1..200 characters, no control characters."""
-    if not isinstance(name, str):
-        raise StoreError("a name must be text")
-    name = " ".join(name.split())
-    if not name:
-        raise StoreError("a name cannot be empty")
-    if len(name) > MAX_NAME:
-        raise StoreError(f"a name can have at most {MAX_NAME} characters (this one has {len(name)})")
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise StoreError("a name cannot contain control characters")
-    return name
+def clean_name(name: str, what: str = "a name") -> str:
+    """Validate a name (person, door, group): NFC, trimmed, 1..200 characters, no control or
+    invisible format characters (see :mod:`faceapp.core.text`). Raises StoreError."""
+    try:
+        text = clean_text(name, what, MAX_NAME)
+    except FaceAppError as exc:
+        raise StoreError(str(exc)) from None
+    if not text:
+        raise StoreError(f"{what} cannot be empty")
+    return text
 
 
-def opt_text(value: str | None) -> str | None:
-    """An optional text field: whitespace collapsed, empty means None."""
+def opt_text(value: str | None, what: str = "this field") -> str | None:
+    """An optional text field (employee id, department), cleaned like a name; empty means None."""
     if value is None:
         return None
-    value = " ".join(str(value).split())
-    return value or None
+    try:
+        return clean_text(str(value), what, MAX_NAME) or None
+    except FaceAppError as exc:
+        raise StoreError(str(exc)) from None

@@ -59,11 +59,11 @@ class PeopleMixin:
                 raise DuplicateError(f"a person named '{name}' is already enrolled")
             cur = conn.execute(
                 "INSERT INTO people (name, employee_id, department, active, created) VALUES (?, ?, ?, 1, ?)",
-                (name, opt_text(employee_id), opt_text(department), utc_now()))
+                (name, _employee_id(employee_id), _department(department), utc_now()))
             pid = int(cur.lastrowid)
             self._insert_photos(conn, pid, model_id, photos)
             self.audit("person.add", f"person:{pid}", {
-                "name": name, "employee_id": opt_text(employee_id), "department": opt_text(department),
+                "name": name, "employee_id": _employee_id(employee_id), "department": _department(department),
                 "photos": len(photos), "model_id": model_id}, conn)
         return pid
 
@@ -145,9 +145,9 @@ class PeopleMixin:
                     raise DuplicateError(f"a person named '{name}' is already enrolled")
                 conn.execute("UPDATE people SET name = ? WHERE id = ?", (name, person_id))
             if employee_id is not None:
-                conn.execute("UPDATE people SET employee_id = ? WHERE id = ?", (opt_text(employee_id), person_id))
+                conn.execute("UPDATE people SET employee_id = ? WHERE id = ?", (_employee_id(employee_id), person_id))
             if department is not None:
-                conn.execute("UPDATE people SET department = ? WHERE id = ?", (opt_text(department), person_id))
+                conn.execute("UPDATE people SET department = ? WHERE id = ?", (_department(department), person_id))
             if active is not None:
                 conn.execute("UPDATE people SET active = ? WHERE id = ?", (int(bool(active)), person_id))
             after = conn.execute("SELECT name, employee_id, department, active FROM people WHERE id = ?",
@@ -282,3 +282,11 @@ def _usable_templates(rows: list) -> tuple[list, np.ndarray]:
         except EmbeddingError as exc:
             log.warning("template %s of person %s is unusable and is ignored: %s", r[0], r[1], exc)
     return good, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
+
+
+def _employee_id(value: str | None) -> str | None:
+    return opt_text(value, "an employee id")
+
+
+def _department(value: str | None) -> str | None:
+    return opt_text(value, "a department")
