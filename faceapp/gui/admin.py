@@ -461,7 +461,7 @@ class PrivacySettingsDialog(QDialog):
         s = app.settings
         self.snapshot_days = self._spin(s.snapshot_retention_days)
         self.entry_days = self._spin(s.entry_retention_days)
-        form.addRow("Keep snapshots of unknown and denied faces", self.snapshot_days)
+        form.addRow("Keep snapshots and face data of entries", self.snapshot_days)
         form.addRow("Keep entry log", self.entry_days)
         layout.addLayout(form)
         note = QLabel("Older snapshots and entries are deleted automatically when recognition runs. "

@@ -355,8 +355,8 @@ class LogPage(QWidget):
                 Qt.TransformationMode.SmoothTransformation))
         else:
             days = self.app.settings.snapshot_retention_days
-            kept = f"kept {days} days" if days > 0 else "kept"
-            self.snapshot_label.setText(f"No snapshot\n(unknown and denied entries have one, {kept})")
+            kept = f"snapshots are kept {days} days" if days > 0 else "or it was deleted"
+            self.snapshot_label.setText(f"No snapshot\n({kept})")
         self.detail_label.setText("\n".join(entry_details(e)))
 
     # -- export -------------------------------------------------------------------------------------

@@ -293,14 +293,21 @@ def evaluate_embedded(identities: Sequence[Identity], faces: dict[Path, PhotoFac
     )
 
 
-def _pair_stats(identities: Sequence[Identity], faces: dict[Path, PhotoFace], threshold: float) -> dict:
-    """1:1 figures over every pair of photos: what one comparison risks, whatever the gallery size."""
+def _labelled_faces(identities: Sequence[Identity],
+                    faces: dict[Path, PhotoFace]) -> tuple[list[np.ndarray], list[int]]:
+    """The embedding of every photo with a face, and the index of its identity."""
     rows, labels = [], []
     for n, ident in enumerate(identities):
         for p in ident.photos:
             if faces[p].found:
                 rows.append(faces[p].embedding)
                 labels.append(n)
+    return rows, labels
+
+
+def _pair_stats(identities: Sequence[Identity], faces: dict[Path, PhotoFace], threshold: float) -> dict:
+    """1:1 figures over every pair of photos: what one comparison risks, whatever the gallery size."""
+    rows, labels = _labelled_faces(identities, faces)
     if len(rows) < 2:
         return {}
     pairs = metrics.gallery_pair_distances(np.vstack(rows), np.array(labels), max_rows=5000)
@@ -403,12 +410,7 @@ def cluster_quality(identities: Sequence[Identity], faces: dict[Path, PhotoFace]
     B-cubed precision/recall/F1 against the folders' identities. Events arrive in a fixed
     shuffled order (people interleave, as at a door); only the incremental method depends on it.
     The top-level numbers are those of :data:`CLUSTER_METHOD`; ``cluster_comparison`` has all."""
-    rows, labels = [], []
-    for n, ident in enumerate(identities):
-        for p in ident.photos:
-            if faces[p].found:
-                rows.append(faces[p].embedding)
-                labels.append(n)
+    rows, labels = _labelled_faces(identities, faces)
     if not rows:
         raise FaceAppError("no face found in any photo: nothing to cluster")
     order = np.random.default_rng(seed).permutation(len(rows))

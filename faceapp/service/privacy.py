@@ -223,6 +223,17 @@ def _write_subject_files(app: App, person: Person, folder: Path) -> tuple[int, i
             "note": "a template is a list of numbers computed from one photo by the named recognition model; "
                     "it is what the camera's picture is compared with",
         },
+        "entry_faces": {
+            "count": int(store.query("SELECT COUNT(*) AS n FROM entry_faces f JOIN entries e ON e.id = f.entry_id "
+                                     "WHERE e.person_id = ?", (person.id,))[0]["n"]),
+            "note": "the same kind of numbers computed from the snapshot of each of their log entries (search by "
+                    "face); deleted with the snapshot",
+        },
+        "negative_examples": {
+            "count": int(store.query("SELECT COUNT(*) AS n FROM negatives WHERE person_id = ?",
+                                     (person.id,))[0]["n"]),
+            "note": "faces an administrator said are not this person (corrected wrong matches)",
+        },
         "entries": {"count": len(entries), "file": "entries.csv", "snapshots": snapshots,
                     "first": entries[0].time if entries else None, "last": entries[-1].time if entries else None},
         "retention": {"snapshot_retention_days": s.snapshot_retention_days,

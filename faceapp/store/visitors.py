@@ -181,7 +181,8 @@ class VisitorStore:
         now = utc_now()
         out = []
         with self.store.transaction() as conn:
-            conn.execute("UPDATE entry_faces SET visitor_id = NULL WHERE model_id = ?", (model_id,))
+            conn.execute("UPDATE entry_faces SET visitor_id = NULL WHERE model_id = ? AND visitor_id IS NOT NULL",
+                         (model_id,))
             for members in groups:
                 vid = int(conn.execute("INSERT INTO visitors (model_id, created) VALUES (?, ?)",
                                        (model_id, now)).lastrowid)
