@@ -87,8 +87,14 @@ def run_gui(args) -> int:
         window.show()
         # Workers start once the window is on screen: it appears at once, models load behind it.
         QTimer.singleShot(0, window.start)
-        # Ctrl+C in the terminal closes the window cleanly; the timer lets Python see the signal.
-        previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+        # Ctrl+C in the terminal and the OS's SIGTERM (shutdown) close the window cleanly, also in
+        # reception mode; the timer lets Python see the signal.
+        def os_close(*_) -> None:
+            window.reception_mode.allow_os_quit()
+            window.close()
+
+        previous = signal.signal(signal.SIGINT, os_close)
+        previous_term = signal.signal(signal.SIGTERM, os_close)
         ticker = QTimer()
         ticker.start(250)
         ticker.timeout.connect(lambda: None)
@@ -97,6 +103,7 @@ def run_gui(args) -> int:
         finally:
             ticker.stop()
             signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGTERM, previous_term)
             window.shutdown()
     finally:
         app.close()

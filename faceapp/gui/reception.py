@@ -4,7 +4,7 @@ Leaving it asks for the administrator password; entering it locks the gate (see 
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QToolButton
 
 RECEPTION_SHORTCUT = "Ctrl+Shift+R"
@@ -32,6 +32,23 @@ class ReceptionMode(QObject):
         self.leave_button.clicked.connect(self.request_leave)
         window.view.set_corner_widget(self.leave_button)
         self.leave_button.hide()
+        # Closing the window (Alt+F4, the window manager's close button) would stop the door
+        # station: in reception mode it needs the password too. The OS ending the session, or
+        # a signal (see gui.main), is not someone at the screen and closes without asking.
+        self.os_quit = False
+        window.close_guards.append(self._may_close)
+        qapp = QGuiApplication.instance()
+        if qapp is not None:
+            qapp.commitDataRequest.connect(self.allow_os_quit)
+
+    def allow_os_quit(self, *_) -> None:
+        """The operating system (session end, SIGTERM/SIGINT) is closing the app: no password."""
+        self.os_quit = True
+
+    def _may_close(self, event) -> bool:
+        if not self.on or self.os_quit:
+            return True
+        return self.window.admin_allowed("close the window in reception mode")
 
     def toggle(self) -> None:
         if self.on:
