@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from faceapp.core.scale import cosine_distance, l2_normalize
+from faceapp.core.search import TemplateIndex
 from faceapp.core.types import Match
 
 
@@ -60,6 +61,8 @@ class Gallery:
     # are deactivated (a door station matches them to say "inactive: NAME" rather than "unknown").
     revision: int | None = None
     inactive: frozenset[int] = frozenset()
+    # Large galleries: candidates come from this index and are re-ranked exactly (core.search).
+    index: TemplateIndex | None = None
 
     @classmethod
     def build(
@@ -139,6 +142,8 @@ class Gallery:
             return np.zeros((m, 0), np.float32)
         if agg is Aggregate.CENTROID:
             return self._veto(q, cosine_distance(q, self._centroids))
+        if agg is Aggregate.MIN and self.index is not None and self.index.trained:
+            return self._indexed_min(q)
         # One product against every template: (N, M).
         dist = cosine_distance(self.embeddings, q)
         if agg is Aggregate.MEAN:
@@ -147,7 +152,42 @@ class Gallery:
             out = np.minimum.reduceat(dist, self.starts, axis=0).T
         return self._veto(q, out, dist)
 
-    def _veto(self, q: np.ndarray, out: np.ndarray, dist: np.ndarray | None = None) -> np.ndarray:
+    @cached_property
+    def _row_index(self) -> np.ndarray:
+        """(N,) column in ``person_ids`` of each row's person."""
+        return np.searchsorted(self.person_ids, self.row_person)
+
+    @cached_property
+    def _row_of_template(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sorted template ids, their rows): template id -> row without a dense table."""
+        order = np.argsort(self.template_ids, kind="stable")
+        return self.template_ids[order], order
+
+    def _indexed_min(self, q: np.ndarray) -> np.ndarray:
+        """MIN aggregation over the index's candidates, with their exact float32 distances.
+
+        People without a candidate get distance 2.0 (the far end of the scale); the nearest
+        person and its distance are exact whenever their template is among the candidates."""
+        m = q.shape[0]
+        out = np.full((m, self.n_people), 2.0, np.float32)
+        sorted_tids, rows_of = self._row_of_template
+        cand = self.index.candidates(q)
+        own = np.full((m, self.n_people), np.inf, np.float32)
+        for j in range(m):
+            ids = cand[j][cand[j] >= 0]
+            # The index may already hold templates newer than this snapshot, or not yet have
+            # dropped removed ones: only this snapshot's rows count.
+            pos = np.minimum(np.searchsorted(sorted_tids, ids), max(0, sorted_tids.size - 1))
+            rows = rows_of[pos[sorted_tids[pos] == ids]] if sorted_tids.size else pos[:0]
+            if rows.size:
+                d = cosine_distance(self.embeddings[rows], q[j:j + 1])[:, 0]
+                np.minimum.at(own[j], self._row_index[rows], d)
+        hit = np.isfinite(own)
+        out[hit] = own[hit]
+        return self._veto(q, out, own=own)
+
+    def _veto(self, q: np.ndarray, out: np.ndarray, dist: np.ndarray | None = None,
+              own: np.ndarray | None = None) -> np.ndarray:
         """Push a person out of reach (distance VETO) for queries nearer to one of their negative
         examples than to their own nearest template."""
         if self.neg_person is None or self.neg_embeddings is None or not self.neg_person.size:
@@ -156,8 +196,9 @@ class Gallery:
         present = (cols < self.n_people) & (self.person_ids[np.minimum(cols, self.n_people - 1)] == self.neg_person)
         if not present.any():
             return out
-        own = np.minimum.reduceat(dist if dist is not None else cosine_distance(self.embeddings, q),
-                                  self.starts, axis=0).T                      # (M, P)
+        if own is None:
+            own = np.minimum.reduceat(dist if dist is not None else cosine_distance(self.embeddings, q),
+                                      self.starts, axis=0).T                  # (M, P)
         neg = cosine_distance(q, self.neg_embeddings[present])                 # (M, K)
         out = np.array(out, dtype=np.float32, copy=True)
         for j, col in enumerate(cols[present]):

@@ -27,6 +27,7 @@ from faceapp.engine.catalog import LIVENESS_PACK, get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
 from faceapp.engine.installer import verify_pack
 from faceapp.engine.liveness import LivenessConfig, LivenessScorer
+from faceapp.service.gallery import GalleryLoader
 from faceapp.store.backup import BackupInfo, backup_database, is_backup_file
 from faceapp.store.db import Store
 from faceapp.store.visitors import VisitorStore
@@ -139,6 +140,9 @@ class App:
         self._liveness = liveness
         self._liveness_checked = -math.inf
         self._galleries: dict[bool, Gallery] = {}
+        self._gallery_stale: set[bool] = set()
+        # One loader per kind of gallery: each keeps its spare rows and shares the search index.
+        self._gallery_loaders = {k: GalleryLoader(self.store, active_only=not k) for k in (False, True)}
         self._gallery_lock = threading.Lock()
 
     def audit(self, action: str, details: dict | None = None, target: str | None = None) -> int:
@@ -259,19 +263,23 @@ class App:
         station names them to refuse them)."""
         with self._gallery_lock:
             cached = self._galleries.get(include_inactive)
-            if cached is not None and cached.revision == self.store.revision():
+            if (cached is not None and include_inactive not in self._gallery_stale
+                    and cached.revision == self.store.revision()):
                 return cached
             pack = get_pack(self._settings.pack)
-            gallery = self.store.gallery(pack.recognizer_id, active_only=not include_inactive,
-                                         dim=pack.embedding_dim)
+            # Only what changed is read when it can be (service.gallery): enrolling one person into
+            # a gallery of a million templates appends to it, it does not reload it.
+            gallery = self._gallery_loaders[include_inactive].load(pack.recognizer_id, pack.embedding_dim, cached)
             neg_people, neg_emb = VisitorStore(self.store).negatives(pack.recognizer_id)
             gallery = gallery.with_negatives(neg_people, neg_emb) if neg_people.size else gallery
             self._galleries[include_inactive] = gallery
+            self._gallery_stale.discard(include_inactive)
             return gallery
 
     def invalidate_gallery(self) -> None:
+        """People, templates or the model changed: the next :meth:`gallery` brings it up to date."""
         with self._gallery_lock:
-            self._galleries.clear()
+            self._gallery_stale = set(self._galleries)
 
     def close(self) -> None:
         self.store.close()
