@@ -612,3 +612,77 @@ def test_stored_escape_codes_are_printed_harmlessly(enrolled, capsys):
             assert EVIL[0] in out.encode().decode("unicode_escape") or "\\u001b" in out
     assert run(home, "people", "list") == 0
     assert "\\u001b]0;PWNED\\u0007" in capsys.readouterr().out   # shown, visibly, not obeyed
+
+
+# -- 6. safety copies and removed people ---------------------------------------------------------------
+def _two_safety_copies(home: Path, tmp_path: Path) -> list[Path]:
+    b = tmp_path / "b.faceapp-backup"
+    assert run(home, "backup", str(b)) == 0
+    assert run(home, "restore", str(b), "--yes") == 0
+    assert run(home, "restore", str(b), "--yes") == 0
+    copies = sorted((home / "backups").glob("before-restore-*"))
+    assert len(copies) == 2
+    return copies
+
+
+def _crop_bytes(db: Path, person_id: int) -> list[bytes]:
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        # 500 bytes from the start of each PNG: on the table's own page, not cut by overflow pointers
+        return [r[0][64:564] for r in conn.execute("SELECT crop FROM photos WHERE person_id = ?", (person_id,))]
+    finally:
+        conn.close()
+
+
+def test_removal_scrubs_the_person_from_safety_copies_and_anonymises_the_audit(enrolled, tmp_path, capsys):
+    import sqlite3
+
+    home = enrolled
+    crops = _crop_bytes(home / "faceapp.db", 2)
+    copies = _two_safety_copies(home, tmp_path)
+    assert all(crops[0] in c.read_bytes() for c in copies)            # the attack's finding
+    capsys.readouterr()
+    assert run(home, "people", "remove", "Ariel Sharon", "--with-entries", "--scrub-backups") == 0
+    assert "also removed them from 2 safety copies" in capsys.readouterr().out
+    for f in [home / "faceapp.db", *copies]:
+        data = f.read_bytes()
+        assert not any(c in data for c in crops), f                   # no face crop left in any file
+        conn = sqlite3.connect(f)
+        try:
+            assert conn.execute("SELECT COUNT(*) FROM people WHERE id = 2").fetchone()[0] == 0
+            assert conn.execute("SELECT name FROM people").fetchall() == [("Tony Blair",)]
+            rows = conn.execute("SELECT action, details FROM audit WHERE target = 'person:2'").fetchall()
+        finally:
+            conn.close()
+        text = " ".join(d for _, d in rows)
+        assert "Ariel" not in text and "E-Arie" not in text and "removed person #2" in text
+        assert "person.add" in [a for a, _ in rows]                   # the facts of who did what stay
+    assert run(home, "audit", "list", "--person", "Tony Blair") == 0  # and the log still reads
+
+
+def test_without_scrubbing_removal_says_which_copies_still_hold_the_person(enrolled, tmp_path, capsys):
+    home = enrolled
+    _two_safety_copies(home, tmp_path)
+    capsys.readouterr()
+    assert run(home, "people", "remove", "Ariel Sharon") == 0
+    out = capsys.readouterr().out
+    assert "2 safety copies" in out and "30 days" in out and "--scrub-backups" in out
+
+
+def test_safety_copies_fall_under_retention(enrolled, tmp_path, capsys):
+    import time
+
+    home = enrolled
+    old, new = _two_safety_copies(home, tmp_path)
+    month_ago = time.time() - 31 * 86400
+    os.utime(old, (month_ago, month_ago))
+    capsys.readouterr()
+    assert run(home, "purge") == 0
+    assert "1 old safety copy" in capsys.readouterr().out
+    assert not old.exists() and new.exists()
+    assert run(home, "admin", "retention", "--safety-copies", "0") == 0
+    assert "safety copies of the database are kept forever" in capsys.readouterr().out
+    os.utime(new, (month_ago, month_ago))
+    assert run(home, "purge") == 0 and new.exists()

@@ -72,9 +72,11 @@ def test_every_change_is_audited_with_what_changed(tmp_path, real_shots):
                                         "templates.recompute", "threshold.change", "settings.change",
                                         "person.remove"]
     by = {r.action: r for r in rows}
-    assert by["person.add"].changes == {"name": "Ann Lee", "employee_id": "E1", "department": None, "photos": 2,
+    # The person is removed: their rows keep what was done, but not who they were (#11 item 6).
+    gone = f"removed person #{pid}"
+    assert by["person.add"].changes == {"name": gone, "employee_id": gone, "department": None, "photos": 2,
                                         "model_id": "w600k_mbf"}
-    assert by["person.update"].changes == {"name": ["Ann Lee", "Anne Lee"], "active": [True, False]}
+    assert by["person.update"].changes == {"name": [gone, gone], "active": [True, False]}
     assert by["photo.remove"].changes == {"photo_id": photo.id, "templates": 1}
     default = DEFAULT_THRESHOLDS["w600k_mbf"]
     assert by["threshold.change"].changes == {"thresholds.w600k_mbf": [default, 0.55]}
@@ -82,7 +84,7 @@ def test_every_change_is_audited_with_what_changed(tmp_path, real_shots):
     # Back to the default threshold, another camera and a shorter retention: each with old -> new.
     assert changed["camera"] == ["0", "clip.mp4"] and changed["snapshot_retention_days"] == [30, 7]
     assert changed["thresholds.w600k_mbf"] == [0.55, default]
-    assert by["person.remove"].changes["name"] == "Anne Lee" and by["person.remove"].changes["photos"] == 2
+    assert by["person.remove"].changes["name"] == gone and by["person.remove"].changes["photos"] == 2
     assert {r.target for r in rows if r.action.startswith(("person.", "photo."))} == {f"person:{pid}"}
     assert [r.actor for r in rows][:6] == ["cli:alice"] * 6 and rows[-1].actor == "gui:admin"
     assert all(datetime.fromisoformat(r.time).utcoffset() == timedelta(0) for r in rows)

@@ -82,6 +82,8 @@ def register(sub) -> None:
     p = adsub.add_parser("retention", help="show or set how long snapshots and log entries are kept")
     p.add_argument("--snapshots", type=_days, metavar="DAYS", help="keep unknown/denied snapshots DAYS days (0 = keep)")
     p.add_argument("--entries", type=_days, metavar="DAYS", help="keep log entries DAYS days (0 = keep)")
+    p.add_argument("--safety-copies", type=_days, metavar="DAYS",
+                   help="keep the copies made before restores and upgrades (HOME/backups) DAYS days (0 = keep)")
     p.set_defaults(func=cmd_retention)
 
     p = sub.add_parser("doctor", help="check the data folder: who can read it, and the installed models",
@@ -214,6 +216,8 @@ def cmd_retention(args) -> int:
             changes["snapshot_retention_days"] = args.snapshots
         if args.entries is not None:
             changes["entry_retention_days"] = args.entries
+        if args.safety_copies is not None:
+            changes["safety_copy_retention_days"] = args.safety_copies
         if changes:
             app.update_settings(**changes)
         s = app.settings
@@ -223,7 +227,8 @@ def cmd_retention(args) -> int:
         return f"{n} days" if n > 0 else "forever"
 
     print(f"snapshots of unknown/denied faces are kept {days(s.snapshot_retention_days)}; "
-          f"log entries are kept {days(s.entry_retention_days)}")
+          f"log entries are kept {days(s.entry_retention_days)}; "
+          f"safety copies of the database are kept {days(s.safety_copy_retention_days)}")
     if preview.removed_anything:
         print(f"the next purge removes {preview.describe()} (run it now with: faceapp purge)")
     return 0

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import Any
 
-from faceapp.core.errors import FaceAppError
+from faceapp.core.errors import FaceAppError, StoreError
 from faceapp.service import security
 from faceapp.service.app import App, HomePaths
 from faceapp.store.audit import default_actor
@@ -51,7 +51,13 @@ def require_admin(args) -> None:
     paths = home_paths(args)
     if not paths.db.exists():
         return  # nothing to protect yet (first run, models install...)
-    with open_app(args) as app:
+    try:
+        app = open_app(args)
+    except StoreError:
+        # An unusable database holds no password to check (nor anything to protect): the command
+        # says what is wrong itself, and `restore` can put a backup in its place.
+        return
+    with app:
         if not security.has_admin_password(app.store):
             return
         result = security.check_admin_password(app.store, read_password(args, "Administrator password: "))

@@ -6,7 +6,7 @@ import sys
 
 from faceapp.cli.common import Progress, open_app, print_json
 from faceapp.core.errors import FaceAppError
-from faceapp.service import enroll, recognize, templates
+from faceapp.service import enroll, privacy, recognize, templates
 
 
 def register(sub) -> None:
@@ -42,6 +42,8 @@ def register(sub) -> None:
     p = psub.add_parser("remove", help="remove a person with their photos and templates")
     p.add_argument("person", metavar="NAME_OR_ID")
     p.add_argument("--with-entries", action="store_true", help="also delete their attendance log entries")
+    p.add_argument("--scrub-backups", action="store_true",
+                   help="also remove them from the safety copies faceapp keeps in HOME/backups")
     p.set_defaults(func=cmd_people_remove)
     p = psub.add_parser("recompute", help="compute templates for the current recognition model from the stored "
                                           "face crops (after changing the model pack)")
@@ -137,9 +139,24 @@ def cmd_people_list(args) -> int:
 def cmd_people_remove(args) -> int:
     with open_app(args) as app:
         person = app.store.find_person(args.person)
+        holding = privacy.copies_holding(app, person)
+        scrub = args.scrub_backups
+        if holding and not scrub and sys.stdin.isatty():  # the offer; scripts say --scrub-backups
+            answer = input(f"{len(holding)} safety cop{'y' if len(holding) == 1 else 'ies'} of the database in "
+                           f"{holding[0].parent} also hold '{person.name}'. Remove them from those too? [y/N] ")
+            scrub = answer.strip().lower() in ("y", "yes")
         app.store.remove_person(person.id, remove_entries=args.with_entries)
         app.invalidate_gallery()
+        scrubbed = privacy.scrub_person_from_safety_copies(app, person, args.with_entries) if scrub else []
+        days = app.settings.safety_copy_retention_days
     print(f"removed '{person.name}' with {person.n_photos} photo(s) and their templates")
+    if scrubbed:
+        print(f"also removed them from {len(scrubbed)} safety cop{'y' if len(scrubbed) == 1 else 'ies'} in "
+              f"{scrubbed[0].parent}")
+    elif holding:
+        until = f"until they are {days} days old" if days > 0 else "(kept forever: see faceapp admin retention)"
+        print(f"{len(holding)} safety cop{'y' if len(holding) == 1 else 'ies'} in {holding[0].parent} still hold "
+              f"them, {until}; --scrub-backups removes a person from those too")
     return 0
 
 

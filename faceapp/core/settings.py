@@ -52,6 +52,7 @@ class Settings:
     # Privacy
     snapshot_retention_days: int = 30
     entry_retention_days: int = 0      # 0 = keep entries forever
+    safety_copy_retention_days: int = 30   # copies kept in backups/ before a restore or an upgrade
     reception_mode: bool = False
     alert_sound: bool = True           # a denied (or unknown) face rings the bell
     alert_unknown: bool = False        # unknown visitors raise an alert too, not only denied people

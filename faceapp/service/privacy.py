@@ -23,7 +23,7 @@ import shutil
 import sqlite3
 import tempfile
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from faceapp.core.types import Person
 from faceapp.service.app import App
 from faceapp.store.attendance import AttendanceStore, EntryQuery, utc_iso
 from faceapp.store.audit import AuditLog
+from faceapp.store.backup import safety_copies, scrub_person_from_copy
 from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class PurgeReport:
     entries: int
     snapshot_days: int
     entry_days: int
+    safety_copies: int = 0     # old copies of the database deleted from HOME/backups
 
     @property
     def removed_anything(self) -> bool:
@@ -59,7 +61,9 @@ class PurgeReport:
                 if self.snapshot_days > 0 else "snapshots kept (no limit)")
         ent = (f"{self.entries} entr{'y' if self.entries == 1 else 'ies'} older than {self.entry_days} days"
                if self.entry_days > 0 else "entries kept (no limit)")
-        return f"{snap}; {ent}"
+        copies = f"; {self.safety_copies} old safety cop{'y' if self.safety_copies == 1 else 'ies'}" \
+            if self.safety_copies else ""
+        return f"{snap}; {ent}{copies}"
 
 
 def _cutoff(days: int, now: datetime) -> str | None:
@@ -110,7 +114,58 @@ def apply_retention(app: App, now: datetime | None = None, record_empty: bool = 
     if report.removed_anything:
         store.scrub_wal()
         log.info("retention: removed %s", report.describe())
+    old_copies = purge_safety_copies(app, now)
+    if old_copies:
+        report = replace(report, safety_copies=old_copies)
     return report
+
+
+def purge_safety_copies(app: App, now: datetime | None = None) -> int:
+    """Delete the safety copies in HOME/backups (made before restores and upgrades: full copies
+    of the database, faces included) older than ``safety_copy_retention_days`` (0 = keep); audited."""
+    days = app.settings.safety_copy_retention_days
+    if days <= 0:
+        return 0
+    cutoff = ((now or datetime.now(timezone.utc)) - timedelta(days=days)).timestamp()
+    removed = []
+    for path in safety_copies(app.paths.backups):
+        try:
+            if path.stat().st_mtime < cutoff:
+                for p in (path, *(path.with_name(path.name + s) for s in ("-wal", "-shm"))):
+                    p.unlink(missing_ok=True)
+                removed.append(path.name)
+        except OSError as exc:
+            log.warning("could not remove the old safety copy %s: %s", path, exc)
+    if removed:
+        app.audit("retention.safety_copies", {"removed": removed, "days": days})
+    return len(removed)
+
+
+def scrub_person_from_safety_copies(app: App, person: Person, remove_entries: bool) -> list[Path]:
+    """Remove a person (already removed from the database) from every safety copy in
+    HOME/backups too; audited. Returns the copies that held them."""
+    scrubbed = [p for p in safety_copies(app.paths.backups)
+                if scrub_person_from_copy(p, person.id, person.name, remove_entries)]
+    if scrubbed:
+        app.audit("person.scrub_copies", {"copies": [p.name for p in scrubbed], "entries": remove_entries},
+                  target=f"person:{person.id}")
+    return scrubbed
+
+
+def copies_holding(app: App, person: Person) -> list[Path]:
+    """Safety copies in HOME/backups that still hold ``person`` (same id and name)."""
+    found = []
+    for path in safety_copies(app.paths.backups):
+        try:
+            conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+            try:
+                if conn.execute("SELECT 1 FROM people WHERE id = ? AND name = ?", (person.id, person.name)).fetchone():
+                    found.append(path)
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            continue
+    return found
 
 
 # -- subject access ---------------------------------------------------------------------------------

@@ -130,3 +130,43 @@ class AuditLog:
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# Fields of audit details that identify a person; after the person is removed the rows about them
+# keep who did what, when, and the person's id, but no longer say who the person was (issue #11).
+PERSONAL_FIELDS = ("name", "employee_id", "department")
+
+
+def removed_label(person_id: int) -> str:
+    return f"removed person #{person_id}"
+
+
+def anonymise_person(conn: sqlite3.Connection, person_id: int) -> int:
+    """Replace name, employee id and department in the audit rows about ``person_id`` by
+    "removed person #ID" (call inside the removal's transaction). The audit log is otherwise
+    append-only: its UPDATE trigger is lifted for these rows only, inside the same transaction,
+    and put back before it commits. Returns the number of rows changed."""
+    label = removed_label(person_id)
+    changed = []
+    for rid, details in conn.execute("SELECT id, details FROM audit WHERE target = ?", (f"person:{person_id}",)):
+        try:
+            d = json.loads(details)
+        except ValueError:
+            continue
+        if not isinstance(d, dict) or not any(k in d for k in PERSONAL_FIELDS):
+            continue
+        for key in PERSONAL_FIELDS:
+            if key in d:
+                v = d[key]
+                d[key] = [None if x is None else label for x in v] if isinstance(v, list) else (
+                    None if v is None else label)
+        changed.append((json.dumps(d, ensure_ascii=False, sort_keys=True), rid))
+    if not changed:
+        return 0
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'audit_no_update'").fetchone()
+    if row is not None:
+        conn.execute("DROP TRIGGER audit_no_update")
+    conn.executemany("UPDATE audit SET details = ? WHERE id = ?", changed)
+    if row is not None:
+        conn.execute(row[0])
+    return len(changed)

@@ -184,6 +184,44 @@ def restore_database(backup: Path | str, db_path: Path | str, safety_dir: Path |
     return RestoreResult(info, safety, migrated_from, mode)
 
 
+def scrub_person_from_copy(path: Path | str, person_id: int, name: str, remove_entries: bool) -> bool:
+    """Remove one person from a safety copy in place, as :meth:`Store.remove_person` does from
+    the live database (photos, templates, snapshots, optionally entries; audit rows anonymised),
+    then VACUUM so nothing stays in free pages. Matches on id *and* name (ids can be reused).
+    Returns False when the copy does not hold that person."""
+    from faceapp.store.audit import anonymise_person
+
+    conn = sqlite3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA secure_delete = ON")
+        if conn.execute("SELECT 1 FROM people WHERE id = ? AND name = ?", (person_id, name)).fetchone() is None:
+            return False
+        conn.execute("BEGIN IMMEDIATE")
+        if remove_entries:
+            conn.execute("DELETE FROM entries WHERE person_id = ?", (person_id,))
+        else:
+            conn.execute("UPDATE entries SET snapshot = NULL WHERE person_id = ?", (person_id,))
+        conn.execute("DELETE FROM people WHERE id = ?", (person_id,))
+        anonymise_person(conn, person_id)
+        conn.execute("COMMIT")
+        conn.execute("VACUUM")
+        return True
+    except sqlite3.Error as exc:
+        raise StoreError(f"could not remove the person from {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def safety_copies(folder: Path | str) -> list[Path]:
+    """The copies faceapp keeps in ``folder`` (HOME/backups) before a restore or an upgrade."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.startswith("before-") and p.is_file()
+                  and not p.name.endswith(("-wal", "-shm", "-journal")))
+
+
 def default_backup_name(now: datetime | None = None, prefix: str = "faceapp") -> str:
     """``faceapp-20240531-142500.faceapp-backup`` (local time)."""
     now = now or datetime.now()

@@ -14,6 +14,7 @@ import numpy as np
 from faceapp.core.errors import DuplicateError, EmbeddingError, NotFoundError
 from faceapp.core.matcher import Gallery
 from faceapp.core.types import Person
+from faceapp.store.audit import anonymise_person
 from faceapp.store.blobs import decode_blob, embedding_blob, embedding_from_blob, encode_png
 from faceapp.store.common import clean_name, opt_text, utc_now
 
@@ -176,6 +177,7 @@ class PeopleMixin:
             self.audit("person.remove", f"person:{person_id}",
                        {"name": person.name, "photos": person.n_photos, "templates": person.n_templates, **entries},
                        conn)
+            anonymise_person(conn, person_id)  # this row too: the facts stay, the identity goes
         self.scrub_wal()
         return person
 
