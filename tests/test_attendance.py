@@ -168,6 +168,20 @@ def test_one_entry_per_track_and_cooldown_across_tracks(station, lin_frames):
     assert again == [LIN, LIN]
 
 
+def test_never_one_person_for_two_faces_of_a_frame(station, lin_frames):
+    """The same person twice in one picture (two copies of the frame side by side): both faces are
+    found, and at most one of them is given his name, on every frame."""
+    pipeline = Pipeline(station.app, door="Main entrance")
+    named_per_frame = []
+    for frame in _frames([np.hstack([image, image]) for image in lin_frames[:20]]):
+        result = pipeline.process(frame)
+        assert len(result.faces) == 2
+        known = [f.candidate_id for f in result.faces if f.known]
+        assert len(known) == len(set(known))
+        named_per_frame.append(len(known))
+    assert max(named_per_frame) == 1  # he is named (once), not refused altogether
+
+
 def test_the_pipeline_embeds_far_fewer_faces_than_it_shows(station, lin_frames):
     pipeline = Pipeline(station.app)
     results = [pipeline.process(f) for f in _frames(lin_frames)]

@@ -102,13 +102,25 @@ def test_load_real_jpeg_matches_opencv() -> None:
     assert _diff(img, cv2.imread(str(OBAMA))) < 2.0
 
 
-def test_load_real_rgba_png_composites_on_white() -> None:
+def test_load_real_rgba_png_composites_on_white(tmp_path: Path) -> None:
     img = load_image(LIN_RGBA)
     assert _is_bgr8(img) and img.shape == (612, 704, 3)
     with Image.open(LIN_RGBA) as im:
-        alpha = np.asarray(im)[:, :, 3]
-    if (alpha == 0).any():
-        assert (img[alpha == 0] == 255).all()
+        rgba = np.asarray(im.convert("RGBA")).copy()
+    # That photo is fully opaque: its colours come through unchanged (RGB -> BGR).
+    assert (rgba[:, :, 3] == 255).all() and _diff(img, rgba[:, :, 2::-1]) < 0.01
+    # The same photo with a transparent band and a half-transparent band: the first becomes
+    # white, the second half photo, half white (alpha compositing on white).
+    rgba[:100, :, 3] = 0
+    rgba[100:200, :, 3] = 128
+    path = tmp_path / "lin_alpha.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    out = load_image(path).astype(np.float64)
+    assert (out[:100] == 255).all()
+    bgr = rgba[100:200, :, 2::-1].astype(np.float64)
+    expected = bgr * (128 / 255) + 255 * (1 - 128 / 255)
+    assert np.abs(out[100:200] - expected).max() <= 1.5
+    assert _diff(out[200:].astype(np.uint8), rgba[200:, :, 2::-1]) < 0.01
 
 
 @pytest.mark.parametrize(

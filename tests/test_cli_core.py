@@ -168,6 +168,13 @@ def test_dominant_face_with_bystanders_is_enrolled(home, tmp_path, capsys):
     assert run(home, "enroll", "Barack Obama", str(path)) == 0
     out = capsys.readouterr()
     assert "largest" in out.err
+    # The template is Obama's face: another photo of him is named, another of the bystander is not.
+    other_obama = person_photos("face_recognition_examples", "Barack_Obama")[1]
+    other_biden = person_photos("face_recognition_examples", "Joe_Biden")[1]
+    assert run(home, "identify", str(other_obama), str(other_biden), "--json") == 0
+    results = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [f["person"] for f in results[0]["faces"]] == ["Barack Obama"]
+    assert [f["person"] for f in results[1]["faces"]] == [None]
 
 
 def test_duplicate_name_and_unknown_person(home, capsys):

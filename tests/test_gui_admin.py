@@ -225,7 +225,11 @@ def test_audit_page_lists_filters_and_exports(qtbot, app, history, tmp_path, mon
     index = model.index(0, 4)
     assert not (model.flags(index) & Qt.ItemFlag.ItemIsEditable)
     assert page.status.text().startswith("8 rows")
-    page.grab().save("/tmp/audit.png")
+    shot = page.grab().toImage()
+    assert shot.save(str(tmp_path / "audit.png")) and (tmp_path / "audit.png").stat().st_size > 5_000
+    # The page drew its table: more than a blank background (many distinct colours of text).
+    colours = {shot.pixel(x, y) for x in range(0, shot.width(), 7) for y in range(0, shot.height(), 5)}
+    assert len(colours) > 20
 
     page.filter.setText("Biden")
     page.refresh()

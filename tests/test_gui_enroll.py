@@ -218,10 +218,20 @@ def test_auto_mode_on_the_live_camera_then_recognised_in_the_live_window(qtbot, 
 def test_capture_button_takes_the_newest_frame(qtbot, app, lin_frames):
     provider = Replay(lin_frames)
     dialog = open_dialog(qtbot, app, provider)
-    qtbot.keyClick(dialog.capture_button, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: provider.calls >= 3, timeout=WAIT)  # the preview has moved on a few frames
+    before = provider.calls
+    qtbot.keyClick(dialog.capture_button, Qt.Key.Key_Space)  # capture() runs inside the key press
+    newest = lin_frames[(before + 1) % len(lin_frames)]  # what the provider returned to that call
     qtbot.waitUntil(lambda: len(dialog.entries) == 1 and not dialog.busy, timeout=WAIT)
     assert dialog.entries[0].checked.source == "camera 1" and dialog.entries[0].kind == "capture"
-    assert provider.calls >= 1
+    shot = dialog.entries[0].checked.shot
+    assert shot is not None
+    # The shot is that very picture: same face crop and embedding, not an earlier frame's.
+    expected = enroll.inspect_image(app.engine, newest, "camera 1").shot
+    assert np.array_equal(shot.face.crop, expected.face.crop)
+    assert np.allclose(shot.face.embedding, expected.face.embedding, atol=1e-6)
+    first = enroll.inspect_image(app.engine, lin_frames[0], "x").shot
+    assert not np.array_equal(shot.face.crop, first.face.crop)
     qtbot.waitUntil(lambda: dialog.preview.pixmap() is not None and not dialog.preview.pixmap().isNull(),
                     timeout=WAIT)
 

@@ -154,10 +154,18 @@ def test_export_buttons_write_the_same_csv_as_the_cli(qtbot, logged, tmp_path):
     assert page.export_csv() is None
 
 
-def test_the_main_window_gets_an_entry_log_page(qtbot, app):
+def test_the_main_window_gets_an_entry_log_page(qtbot, logged):
     from faceapp.gui.log_page import LogPage
     from faceapp.gui.main import build_main_window
 
+    app, att, ids = logged
     window = build_main_window(app, camera=str(FACES / "extras"), start=False)   # no threads started
     qtbot.addWidget(window)
-    assert isinstance(window.page("Entry log"), LogPage)
+    window.show()
+    page = window.page("Entry log")
+    assert isinstance(page, LogPage)
+    # It is a tab of the window and shows the database's entries, newest first.
+    assert window.tabs.indexOf(page) >= 0 and window.tabs.tabText(window.tabs.indexOf(page)) == "Entry log"
+    page.refresh()
+    qtbot.waitUntil(lambda: page.model.rowCount() == len(ids), timeout=10_000)
+    assert [page.model.entry(r).id for r in range(page.model.rowCount())] == sorted(ids, reverse=True)

@@ -55,7 +55,7 @@ def test_failed_enrollment_writes_nothing(tmp_path):
     rng = np.random.default_rng(1)
     bad = NewPhoto(crop=np.zeros((0, 0, 3), np.uint8), embedding=np.zeros(512, np.float32))
     with Store(tmp_path / "f.db") as s:
-        with pytest.raises(Exception):
+        with pytest.raises(StoreError, match="could not encode image"):
             s.add_person("Half Done", "m1", [_photo(rng), bad])
         assert s.list_people() == []
         assert s.conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 0
