@@ -9,6 +9,7 @@ import sys
 from faceapp.cli.common import add_output_force, open_app, positive_int, print_json
 from faceapp.core.access import LIVENESS_MODES
 from faceapp.core.csvexport import local_iso
+from faceapp.core.errors import FaceAppError
 from faceapp.service import attendance, presence
 from faceapp.store.attendance import DECISIONS, AttendanceStore
 
@@ -37,8 +38,13 @@ def register(sub) -> None:
                        description="Recognise faces from a webcam, video file, folder of images or stream and log "
                                    "one entry per person passing. Files run as fast as possible and stop at their "
                                    "end; cameras run until --seconds or Ctrl+C.")
-    p.add_argument("source", metavar="SOURCE", help="webcam number, video file, folder of images or RTSP/HTTP URL")
-    p.add_argument("--door", metavar="NAME", help="the door this station guards (default: the door in the settings)")
+    p.add_argument("source", metavar="SOURCE", nargs="?",
+                   help="webcam number, video file, folder of images or RTSP/HTTP URL")
+    p.add_argument("--door", metavar="NAME", help="the door SOURCE guards (default: the door in the settings)")
+    p.add_argument("--camera", metavar="SOURCE=DOOR", action="append", default=[],
+                   help="one more camera of this station and its door (repeatable): all cameras share one engine "
+                        "and gallery, files play in real time, and a camera that ends or fails leaves the others "
+                        "running")
     p.add_argument("--seconds", type=_seconds, metavar="N", help="stop after N seconds")
     p.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     p.add_argument("--no-log", action="store_true", help="print events but write nothing to the entry log")
@@ -157,11 +163,37 @@ def cmd_watch(args) -> int:
         else:
             print(event_line(ev), flush=True)
 
+    if args.camera:
+        return _watch_cameras(args, show)
+    if args.source is None:
+        raise FaceAppError("watch needs a SOURCE or at least one --camera SOURCE=DOOR")
     with open_app(args) as app:
         summary = attendance.watch(app, args.source, door=args.door, seconds=args.seconds, on_event=show,
                                    log_entries=not args.no_log)
     print(f"watch: {summary.describe()}", file=sys.stderr)
     return 0
+
+
+def _watch_cameras(args, show) -> int:
+    """Several cameras in one process (service.stations); exit 1 if a camera could not run."""
+    from faceapp.service.stations import CameraSpec, Station
+
+    try:
+        cameras = [CameraSpec.parse(c) for c in args.camera]
+    except ValueError as exc:
+        raise FaceAppError(f"--camera: {exc}") from None
+    if args.source is not None:
+        cameras.insert(0, CameraSpec(args.source, args.door))
+    with open_app(args) as app:
+        station = Station(app, cameras, log_entries=not args.no_log)
+        summaries = station.run(seconds=args.seconds, on_event=show)
+    failed = 0
+    for summary in summaries:
+        print(f"watch: {summary.describe()}", file=sys.stderr)
+        if summary.stopped_by.startswith("error"):
+            failed += 1
+            print(f"faceapp: error: camera of door '{summary.door}': {summary.stopped_by[7:]}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # -- doors & groups ---------------------------------------------------------------------------------
