@@ -138,12 +138,23 @@ def main() -> int:
                         help="inverted-file variants codes:nprobe:rerank")
     parser.add_argument("--hnsw-subset", type=int, default=20_000)
     parser.add_argument("--skip-load", action="store_true", help="skip the SQLite load measurement")
+    parser.add_argument("--only-load", action="store_true",
+                        help="only the SQLite load measurement, on random unit embeddings (faster to make)")
     parser.add_argument("--out", default=str(HERE / "results" / "search.json"))
     args = parser.parse_args()
     import faiss
 
     res: dict = {"cpu": cpu_name(), "python": platform.python_version(), "numpy": np.__version__,
                  "faiss": faiss.__version__, "load_avg_start": load_avg()}
+    if args.only_load:
+        from faceapp.service.bench import synthetic_gallery
+
+        res["sqlite_load"] = sqlite_load(synthetic_gallery(args.n))
+        print("load", res["sqlite_load"], flush=True)
+        out = Path(args.out).with_name("search_load.json")
+        out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
+        print(f"written to {out}")
+        return 0
     t0 = time.perf_counter()
     gal_emb, pids, tids, names, queries, kinds = build_dataset(args.n)
     if args.queries:
@@ -259,7 +270,8 @@ def sqlite_load(gallery: Gallery) -> dict:
         t0 = time.perf_counter()
         g = app.gallery()
         cold = time.perf_counter() - t0
-        info = dict(app._gallery_loader.last_load)
+        loader = app._gallery_loaders[False]
+        info = dict(loader.last_load)
         with app.store.transaction() as conn:
             conn.execute("INSERT INTO people (name, active, created) VALUES ('new person', 1, ?)", (now,))
             new_pid = conn.execute("SELECT MAX(id) FROM people").fetchone()[0]
@@ -274,7 +286,7 @@ def sqlite_load(gallery: Gallery) -> dict:
         out = {"templates": g.size, "write_s": round(write_s, 1), "cold_load_s": round(cold, 1),
                "read_s": round(info.get("read_seconds", float("nan")), 1),
                "index_s": round(cold - info.get("read_seconds", 0.0), 1),
-               "append_one_person_s": round(append, 3), "append_kind": app._gallery_loader.last_load.get("kind"),
+               "append_one_person_s": round(append, 3), "append_kind": loader.last_load.get("kind"),
                "append_shares_rows_with_previous": shared,
                "indexed": g.index is not None, "load_avg": load_avg()}
         app.close()

@@ -155,14 +155,14 @@ class Station:
     :meth:`step` from one recognition thread (or :meth:`run`), then :meth:`stop`."""
 
     def __init__(self, app: App, cameras: Sequence[CameraSpec], log_entries: bool = True,
-                 realtime: bool = True) -> None:
+                 realtime: bool = True, loop: bool = False) -> None:
         if not cameras:
             raise ValueError("a station needs at least one camera")
         self.app = app
         self.cameras = list(cameras)
         self.doors = [resolve_door(app, c.door) for c in self.cameras]
         self._wake = threading.Condition()
-        self.feeds = [CameraFeed(f"{d} ({c.source})", self._factory(c.source, realtime), self._wake)
+        self.feeds = [CameraFeed(f"{d} ({c.source})", self._factory(c.source, realtime, loop), self._wake)
                       for c, d in zip(self.cameras, self.doors)]
         self.pipelines = [Pipeline(app, door=d, log_entries=log_entries) for d in self.doors]
         self.stats = [CameraStats() for _ in self.cameras]
@@ -170,9 +170,9 @@ class Station:
         self.last_results: list[FrameResult | None] = [None] * len(self.cameras)
 
     @staticmethod
-    def _factory(spec: str, realtime: bool) -> Callable[[], FrameSource]:
+    def _factory(spec: str, realtime: bool, loop: bool) -> Callable[[], FrameSource]:
         def make() -> FrameSource:
-            src = open_source(spec, loop=False, realtime=realtime)
+            src = open_source(spec, loop=loop, realtime=realtime)
             if src.live:
                 return ResilientSource(lambda: open_source(spec, loop=False, realtime=realtime))
             return src
