@@ -34,6 +34,22 @@ install_system_libs() {
     fi
 }
 
+# The site tests start their own throw-away PostgreSQL 15 cluster (tests/pg_cluster.py); the
+# app itself only needs a client library (psycopg's binary wheel bundles libpq).
+install_postgresql() {
+    [ -x /usr/lib/postgresql/15/bin/initdb ] && return 0
+    command -v apt-get >/dev/null 2>&1 || { log "PostgreSQL 15 server binaries missing (site tests need them)"; return 1; }
+    if [ "$(id -u)" -eq 0 ]; then
+        log "installing PostgreSQL 15 for the site tests"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null
+    else
+        log "the site tests need PostgreSQL 15: sudo apt-get install postgresql-15"
+        return 1
+    fi
+}
+
 make_venv() {
     local extras="$1"
     if [ ! -x "$VENV/bin/python" ]; then

@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 install_system_libs
+install_postgresql
 make_venv "test"
 cd "$REPO"
 export QT_QPA_PLATFORM=offscreen

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "faceapp.cli.liveness",
     "faceapp.cli.admin",
     "faceapp.cli.selftest",
+    "faceapp.cli.site",
 ]
 
 

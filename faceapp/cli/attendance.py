@@ -11,6 +11,7 @@ from faceapp.core.access import LIVENESS_MODES
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.service import attendance, presence
+from faceapp.service.site import SiteSync
 from faceapp.store.attendance import DECISIONS, AttendanceStore
 
 
@@ -167,7 +168,7 @@ def cmd_watch(args) -> int:
         return _watch_cameras(args, show)
     if args.source is None:
         raise FaceAppError("watch needs a SOURCE or at least one --camera SOURCE=DOOR")
-    with open_app(args) as app:
+    with open_app(args) as app, SiteSync(app).running():
         summary = attendance.watch(app, args.source, door=args.door, seconds=args.seconds, on_event=show,
                                    log_entries=not args.no_log)
     print(f"watch: {summary.describe()}", file=sys.stderr)
@@ -184,7 +185,7 @@ def _watch_cameras(args, show) -> int:
         raise FaceAppError(f"--camera: {exc}") from None
     if args.source is not None:
         cameras.insert(0, CameraSpec(args.source, args.door))
-    with open_app(args) as app:
+    with open_app(args) as app, SiteSync(app).running():
         station = Station(app, cameras, log_entries=not args.no_log)
         summaries = station.run(seconds=args.seconds, on_event=show)
     failed = 0

@@ -76,11 +76,16 @@ def home_paths(args) -> HomePaths:
     return HomePaths.of(args.home)
 
 
-def open_app(args) -> App:
+def open_app(args, sync: bool = True) -> App:
     """The App for the --home given on the command line (or the default one); every change
-    it makes is audited under :func:`cli_actor`."""
+    it makes is audited under :func:`cli_actor`. On a station, one quick sync first (``sync``),
+    so that the command sees and changes current data."""
     app = App(args.home)
     app.store.actor = cli_actor()
+    if sync:
+        from faceapp.service.site import sync_quietly
+
+        sync_quietly(app)
     return app
 
 

@@ -35,3 +35,11 @@ class DuplicateError(StoreError):
 
 class EmbeddingError(StoreError):
     """An embedding is not a finite unit vector (a damaged template, a bad restore or sync)."""
+
+
+class SiteError(StoreError):
+    """The site (the central PostgreSQL database of several stations) refused a change or a command."""
+
+
+class SiteUnavailableError(SiteError):
+    """The site cannot be reached: administrative changes are refused until it is back."""

@@ -174,6 +174,15 @@ class App:
         self.save_settings(new)
         return new
 
+    def reload_settings(self) -> None:
+        """Re-read the settings (another station changed a site-wide one)."""
+        settings = self.store.load_settings()
+        pack_changed = settings.pack != self._settings.pack
+        self._settings = settings
+        if pack_changed:
+            self._engine = None
+            self.invalidate_gallery()
+
     def save_settings(self, settings: Settings) -> None:
         """Persist ``settings``. A camera address with a password is stored redacted; its full
         form goes to the owner-only file ``camera-secrets.json`` (see :meth:`camera_spec`)."""

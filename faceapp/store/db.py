@@ -25,6 +25,7 @@ from faceapp.store.common import MAX_NAME, clean_name, default_actor, utc_now  #
 from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from faceapp.store.people import NewPhoto, PeopleMixin, PhotoRecord  # noqa: F401 (re-exported)
 from faceapp.store.settings_rows import SettingsMixin
+from faceapp.store.site_link import PASSFILE, SiteLink, read_state
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Store(PeopleMixin, SettingsMixin):
         self.path = Path(path)
         self.actor = default_actor()
         self._lock = threading.RLock()
+        self.site: SiteLink | None = None
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = None
@@ -58,6 +60,7 @@ class Store(PeopleMixin, SettingsMixin):
                 make_private(*(self.path.with_name(self.path.name + s) for s in ("", "-wal", "-shm")))
             conn.execute("PRAGMA synchronous = NORMAL")
             self._migrate()
+            self.reload_site()
         except BaseException as exc:
             # Refused (newer schema, not a database...): let go of the file at once, untouched.
             if conn is not None:
@@ -121,13 +124,27 @@ class Store(PeopleMixin, SettingsMixin):
                     version, SCHEMA_VERSION, dest)
         return dest
 
+    def reload_site(self) -> None:
+        """(Re)read whether this data folder is a station of a site (``site_state``)."""
+        state = read_state(self.conn)
+        if state.get("url") and str(self.path) != ":memory:":
+            self.site = SiteLink(state["url"], self.path.parent / PASSFILE, state.get("station") or "")
+        else:
+            self.site = None
+
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All-or-nothing block: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception."""
+    def transaction(self, local: bool = False) -> Iterator[sqlite3.Connection]:
+        """All-or-nothing block: BEGIN IMMEDIATE ... COMMIT, ROLLBACK on any exception.
+
+        On a station, what the block changed in replicated tables is first written to the site
+        in one site transaction (:meth:`SiteLink.push`); if the site refuses or cannot be reached
+        the block rolls back. ``local``: this block only touches the replica's own bookkeeping."""
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self.conn
+                if self.site is not None and not local:
+                    self.site.push(self.conn)
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise

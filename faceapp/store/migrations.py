@@ -242,7 +242,87 @@ def _v8_door_liveness(conn: sqlite3.Connection) -> None:
                  "CHECK (liveness IN ('off', 'passive', 'challenge'))")
 
 
+# Rows a station sends to its site when they change locally (table, key columns). Entries only
+# when deleted or their snapshot dropped (new entries go through the outbox); settings only the
+# site-wide keys; credentials only the hash, never the failure counter (logins work offline).
+SITE_CAPTURE: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("people", ("id",), ""),
+    ("photos", ("id",), ""),
+    ("templates", ("id",), ""),
+    ("negatives", ("id",), ""),
+    ("doors", ("id",), ""),
+    ("access_groups", ("id",), ""),
+    ("person_groups", ("person_id", "group_id"), ""),
+    ("door_groups", ("door_id", "group_id"), ""),
+    ("settings", ("key",), "site_setting"),
+    ("credentials", ("role",), "credentials"),
+    ("entries", ("uid",), "entries"),
+)
+SITE_SETTINGS = ("thresholds", "aggregate", "min_margin", "vote_frames", "cooldown_seconds",
+                 "snapshot_retention_days", "entry_retention_days")
+_CAPTURING = "(SELECT value FROM site_state WHERE key = 'capture') = '1'"
+
+
+def _v9_site(conn: sqlite3.Connection) -> None:
+    """Station of a site (issue #10): this database becomes the local replica of a PostgreSQL site.
+
+    - ``entries`` and ``audit`` rows get a globally unique ``uid`` (filled by a trigger when the
+      inserting code gives none) and ``station`` (NULL: written here; else pulled from that
+      station); rows written here while this folder is a station go to ``site_outbox`` until
+      the site has them (uploads are ``ON CONFLICT DO NOTHING``, so a repeat is a no-op).
+    - ``site_changes`` records which replicated rows a transaction changed (triggers, only while
+      ``site_state.capture`` is '1'); the store pushes them to the site before its own COMMIT.
+    - ``site_state``: url (no password), station name, last pulled site revision, capture flag.
+    The audit log stays append-only: only a missing uid may be filled in, once."""
+    for sql in (
+        "CREATE TABLE site_state (key TEXT PRIMARY KEY, value TEXT)",
+        "CREATE TABLE site_changes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, pk TEXT NOT NULL)",
+        "CREATE TABLE site_outbox (kind TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (kind, uid)) WITHOUT ROWID",
+        "ALTER TABLE entries ADD COLUMN uid TEXT",
+        "ALTER TABLE entries ADD COLUMN station TEXT",
+        "UPDATE entries SET uid = lower(hex(randomblob(16)))",
+        "CREATE UNIQUE INDEX entries_uid ON entries(uid)",
+        "ALTER TABLE audit ADD COLUMN uid TEXT",
+        "ALTER TABLE audit ADD COLUMN station TEXT",
+        "DROP TRIGGER audit_no_update",
+        "UPDATE audit SET uid = lower(hex(randomblob(16)))",
+        "CREATE UNIQUE INDEX audit_uid ON audit(uid)",
+        """CREATE TRIGGER audit_no_update BEFORE UPDATE OF id, time, actor, action, target, details, station ON audit
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TRIGGER audit_uid_once BEFORE UPDATE OF uid ON audit WHEN OLD.uid IS NOT NULL
+           BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        f"""CREATE TRIGGER audit_after_insert AFTER INSERT ON audit BEGIN
+              UPDATE audit SET uid = lower(hex(randomblob(16))) WHERE id = NEW.id AND NEW.uid IS NULL;
+              INSERT OR IGNORE INTO site_outbox (kind, uid) SELECT 'audit', uid FROM audit
+                WHERE id = NEW.id AND NEW.station IS NULL AND {_CAPTURING};
+           END""",
+        f"""CREATE TRIGGER entries_after_insert AFTER INSERT ON entries BEGIN
+              UPDATE entries SET uid = lower(hex(randomblob(16))) WHERE id = NEW.id AND NEW.uid IS NULL;
+              INSERT OR IGNORE INTO site_outbox (kind, uid) SELECT 'entry', uid FROM entries
+                WHERE id = NEW.id AND NEW.station IS NULL AND {_CAPTURING};
+           END""",
+    ):
+        conn.execute(sql)
+    settings_keys = ", ".join(f"'{k}'" for k in SITE_SETTINGS)
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for table, keys, kind in SITE_CAPTURE:
+        if table not in tables:
+            continue
+        new_pk = "json_array(" + ", ".join(f"NEW.{k}" for k in keys) + ")"
+        old_pk = "json_array(" + ", ".join(f"OLD.{k}" for k in keys) + ")"
+        extra_new = f" AND NEW.key IN ({settings_keys})" if kind == "site_setting" else ""
+        extra_old = f" AND OLD.key IN ({settings_keys})" if kind == "site_setting" else ""
+        update_of = {"credentials": " OF scheme, params, salt, hash", "entries": " OF snapshot"}.get(kind, "")
+        if kind != "entries":
+            conn.execute(f"""CREATE TRIGGER site_{table}_ins AFTER INSERT ON {table} WHEN {_CAPTURING}{extra_new}
+                BEGIN INSERT INTO site_changes (tbl, op, pk) VALUES ('{table}', 'I', {new_pk}); END""")
+        conn.execute(f"""CREATE TRIGGER site_{table}_upd AFTER UPDATE{update_of} ON {table} WHEN {_CAPTURING}{extra_new}
+            BEGIN INSERT INTO site_changes (tbl, op, pk) VALUES ('{table}', 'U', {new_pk}); END""")
+        conn.execute(f"""CREATE TRIGGER site_{table}_del AFTER DELETE ON {table} WHEN {_CAPTURING}{extra_old}
+            BEGIN INSERT INTO site_changes (tbl, op, pk) VALUES ('{table}', 'D', {old_pk}); END""")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1, _v2_attendance, _v3_security, _v4_visitors,
                                                         _v5_revision, _v6_visitor_index, _v7_sightings,
-                                                        _v8_door_liveness]
+                                                        _v8_door_liveness, _v9_site]
 SCHEMA_VERSION = len(MIGRATIONS)

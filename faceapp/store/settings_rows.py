@@ -31,7 +31,10 @@ class SettingsMixin:
             stored = dict(conn.execute("SELECT key, value FROM settings").fetchall())
             new = settings.to_dict()
             for key, value in new.items():
-                conn.execute("INSERT OR REPLACE INTO settings (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+                # Only changed keys are written: on a station, a site-wide key written here must
+                # reach the site, and a change of a local one (the camera) must work offline.
+                conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                             "SET value = excluded.value WHERE value IS NOT excluded.value", (key, json.dumps(value)))
             changed = _settings_changes(stored, new)
             if changed:
                 only_thresholds = all(k.startswith("thresholds.") for k in changed)
