@@ -43,6 +43,7 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
     from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702
     from faceapp.gui.about_notices import install_notices; install_notices(window)  # noqa: E702
+    from faceapp.gui.site_dialog import install_site; install_site(window, app)  # noqa: E702
     audit = window.tabs.indexOf(window.page("Audit log"))
     window.tabs.tabBar().moveTab(audit, window.tabs.count() - 1)  # the gate came first; its page goes last
 

@@ -157,3 +157,46 @@ class SiteDialog(QDialog):
             self._job.join()   # a join in flight finishes (or fails) before the dialog goes
             self._check_job()
         super().done(result)
+
+
+def install_site(window, app) -> SiteController:
+    """File > Site... (administrator), the site state in the status bar, and the station's
+    background sync while the window is open; the People page and the Entry log reload after a
+    pull brought changes."""
+    from PySide6.QtGui import QAction
+
+    from faceapp.gui.site_status import SiteStatusLabel
+
+    controller = SiteController(app, window)
+    window.site = controller
+    label = SiteStatusLabel(controller, window)
+    window.status.add_indicator(label)
+
+    def open_dialog() -> None:
+        SiteDialog(controller, window.admin_allowed, window).exec()
+        label.refresh()
+
+    action = QAction("&Site…", window)
+    action.triggered.connect(open_dialog)
+    actions = window.file_menu.actions()
+    window.file_menu.insertAction(actions[0] if actions else None, action)
+    if actions:
+        window.file_menu.insertSeparator(actions[0])
+    window.add_admin_action(action)
+
+    def reload_pages() -> None:
+        for title in ("People", "Entry log"):
+            page = window.page(title)
+            if page is not None and hasattr(page, "refresh"):
+                page.refresh()
+        label.refresh()
+
+    controller.changed.connect(reload_pages)
+
+    def stop_sync(_event) -> bool:
+        label.stop()
+        controller.stop()
+        return True
+
+    window.close_guards.append(stop_sync)
+    return controller

@@ -48,14 +48,24 @@ class SiteStatusLabel(QLabel):
         self.setObjectName("siteStatus")
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.refresh)
-        self._timer.start(REFRESH_MS)
         self.refresh()
 
+    def stop(self) -> None:
+        self._timer.stop()
+
     def refresh(self) -> None:
-        status = self.controller.status()
+        """Show the state; polls every 2 s while this folder is a station (a single PC: hidden, idle)."""
+        try:
+            status = self.controller.status()
+        except Exception:   # the data folder was closed under us (window going away)
+            self._timer.stop()
+            return
         self.setVisible(status.site is not None)
         if status.site is None:
+            self._timer.stop()
             return
+        if not self._timer.isActive():
+            self._timer.start(REFRESH_MS)
         self.setText(status.line())
         self.setToolTip(f"{status.site}\nstation '{status.station}'\nlast sync {status.last_sync or 'never'}\n"
                         f"waiting: {status.pending_entries} entries, {status.pending_audit} audit rows")

@@ -21,7 +21,7 @@ from faceapp.core.errors import FaceAppError, SiteError, SiteUnavailableError
 from faceapp.service.app import App
 from faceapp.store.common import utc_now
 from faceapp.store.site_link import (PASSFILE, PullReport, SiteLink, connect, create_schema, push_everything,
-                                     read_state, set_state, shown_url, site_version, split_password, wait_notifies,
+                                     set_state, shown_url, site_version, split_password, wait_notifies,
                                      write_passfile)
 from faceapp.store.site_schema import CHANNEL, SCHEMA_VERSION
 
@@ -214,7 +214,7 @@ def site_status(app: App, probe: bool = True) -> SiteStatus:
     """The station's state; ``probe``: try the site now (up to a few seconds when it is unreachable)."""
     link = app.store.site
     c = _counts(app)
-    state = read_state(app.store.conn) if link is not None else {}
+    state = {r["key"]: r["value"] for r in app.store.query("SELECT key, value FROM site_state")} if link else {}
     connected = False
     if link is not None and probe:
         try:

@@ -126,7 +126,8 @@ class Store(PeopleMixin, SettingsMixin):
 
     def reload_site(self) -> None:
         """(Re)read whether this data folder is a station of a site (``site_state``)."""
-        state = read_state(self.conn)
+        with self._lock:
+            state = read_state(self.conn)
         if state.get("url") and str(self.path) != ":memory:":
             self.site = SiteLink(state["url"], self.path.parent / PASSFILE, state.get("station") or "")
         else:

@@ -192,6 +192,10 @@ class SiteLink:
                 log.info("entry changes kept on this station only: %s", _reason(exc))
                 conn.execute("DELETE FROM site_changes")
                 return
+            if isinstance(exc, psycopg.errors.UniqueViolation):
+                clash = self._name_clash(conn, pg, first)
+                if clash:
+                    raise DuplicateError(clash) from None
             raise site_error(exc) from None
         except SiteError:
             raise
@@ -199,6 +203,24 @@ class SiteLink:
             pg.close()
         conn.execute("DELETE FROM site_changes")
         self._forget(conn, uploaded)
+
+    def _name_clash(self, conn: sqlite3.Connection, pg, first: dict[tuple[str, str], str]) -> str | None:
+        """After a refused push: did another station take a name this one meant to add? (Two desks
+        adding the same person at once also pick the same new id: say what matters, the name.)"""
+        import psycopg
+
+        try:
+            for (tbl, pk), op in first.items():
+                table = TABLE.get(tbl)
+                if table is None or not table.unique_name or op != "I":
+                    continue
+                row = conn.execute(f"SELECT name FROM {tbl} WHERE id = ?", json.loads(pk)).fetchone()
+                if row and pg.execute(f"SELECT 1 FROM {tbl} WHERE lower(name) = lower(%s)", (row[0],)).fetchone():
+                    what = {"people": "a person", "doors": "a door", "access_groups": "a group"}[tbl]
+                    return f"{what} named '{row[0]}' already exists at the site (added at another station just now)"
+        except psycopg.Error:
+            return None
+        return None
 
     def _apply(self, conn: sqlite3.Connection, pg, first: dict[tuple[str, str], str]) -> None:
         by_table: dict[str, list[tuple[list, str]]] = {}
