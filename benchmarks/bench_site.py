@@ -176,10 +176,13 @@ def _station_upload(home: str, barrier, out) -> None:
     from faceapp.service.app import App
 
     with App(home) as app:
+        link = app.store.site
+        pg = link.connect()
         barrier.wait()
         t0 = time.perf_counter()
-        _, sent = app.store.site.sync(app.store)
+        sent = link.upload(app.store, pg)     # the upload alone (a station also pulls the others' entries)
         out.put((home, sent, time.perf_counter() - t0))
+        pg.close()
 
 
 def bench_upload(cluster: PgCluster, stations: int, per_station: int) -> dict:
@@ -243,29 +246,34 @@ def main() -> int:
     parser.add_argument("--stations", type=int, default=20)
     parser.add_argument("--entries", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--only", choices=("propagation", "join", "upload"),
+                        help="run one part; the others are kept from the previous results file")
     parser.add_argument("--out", default=str(HERE / "results" / "site.json"))
     args = parser.parse_args()
     cluster = PgCluster()
-    result: dict = {"load_before": load()}
+    out = Path(args.out)
+    result: dict = json.loads(out.read_text()) if args.only and out.exists() else {}
+    result["load_before"] = load()
+    parts = {"propagation": lambda: bench_propagation(cluster, args.rounds),
+             "join": lambda: bench_join(cluster, args.people, args.templates_per_person),
+             "upload": lambda: bench_upload(cluster, args.stations, args.entries)}
     try:
         cluster.init()
         cluster.start()
-        result["propagation"] = bench_propagation(cluster, args.rounds)
-        print("propagation", result["propagation"], "load", load(), flush=True)
-        result["join"] = bench_join(cluster, args.people, args.templates_per_person)
-        print("join", result["join"], "load", load(), flush=True)
-        result["upload"] = bench_upload(cluster, args.stations, args.entries)
-        print("upload", result["upload"], "load", load(), flush=True)
+        for name, run in parts.items():
+            if args.only in (None, name):
+                result[name] = {**run(), "load_after": load()}
+                print(name, result[name], flush=True)
     finally:
         cluster.destroy()
     result["load_after"] = load()
     result["cpus"] = os.cpu_count()
-    out = Path(args.out)
     out.write_text(json.dumps(result, indent=2) + "\n")
     p, j, u = result["propagation"], result["join"], result["upload"]
     md = f"""# Site benchmark (benchmarks/bench_site.py)
 
-Load average before / after: {result['load_before']} / {result['load_after']} ({result['cpus']} CPUs).
+Load average (1, 5, 15 min) after each part: propagation {p['load_after']}, join {j['load_after']},
+upload {u['load_after']} ({result['cpus']} CPUs shared with other work: the machine was very loaded).
 
 | what | result | baseline (same run) |
 |---|---|---|

@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 READING_COMMANDS = frozenset({
     "identify", "verify", "search", "watch", "evaluate", "bench", "liveness", "selftest", "doctor",
     "people list", "log list", "audit list", "door list", "group list", "visitors list",
-    "models list", "models verify",
+    "models list", "models verify", "site status", "site roles", "site sync",
 })
 # Commands that check who may run them themselves (the root-only recovery of a lost password).
 SELF_CHECKED_COMMANDS = frozenset({"admin reset-password"})

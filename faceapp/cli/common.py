@@ -52,7 +52,7 @@ def require_admin(args) -> None:
     if not paths.db.exists():
         return  # nothing to protect yet (first run, models install...)
     try:
-        app = open_app(args)
+        app = open_app(args, sync=False)
     except StoreError:
         # An unusable database holds no password to check (nor anything to protect): the command
         # says what is wrong itself, and `restore` can put a backup in its place.

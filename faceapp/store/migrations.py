@@ -277,7 +277,7 @@ def _v9_site(conn: sqlite3.Connection) -> None:
     for sql in (
         "CREATE TABLE site_state (key TEXT PRIMARY KEY, value TEXT)",
         "CREATE TABLE site_changes (seq INTEGER PRIMARY KEY, tbl TEXT NOT NULL, op TEXT NOT NULL, pk TEXT NOT NULL)",
-        "CREATE TABLE site_outbox (kind TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (kind, uid)) WITHOUT ROWID",
+        "CREATE TABLE site_outbox (kind TEXT NOT NULL, uid TEXT NOT NULL, PRIMARY KEY (kind, uid))",
         "ALTER TABLE entries ADD COLUMN uid TEXT",
         "ALTER TABLE entries ADD COLUMN station TEXT",
         "UPDATE entries SET uid = lower(hex(randomblob(16)))",

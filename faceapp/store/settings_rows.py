@@ -30,9 +30,13 @@ class SettingsMixin:
         with self.transaction() as conn:
             stored = dict(conn.execute("SELECT key, value FROM settings").fetchall())
             new = settings.to_dict()
+            defaults = Settings().to_dict()
             for key, value in new.items():
-                # Only changed keys are written: on a station, a site-wide key written here must
-                # reach the site, and a change of a local one (the camera) must work offline.
+                # Only changed keys are written (a missing key still at its default is a change of
+                # nothing): on a station, a site-wide key written here must reach the site, and a
+                # change of a local one (the camera, the window's place) must work offline.
+                if key not in stored and value == defaults.get(key):
+                    continue
                 conn.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
                              "SET value = excluded.value WHERE value IS NOT excluded.value", (key, json.dumps(value)))
             changed = _settings_changes(stored, new)
