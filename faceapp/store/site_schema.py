@@ -35,7 +35,7 @@ TABLES: tuple[SiteTable, ...] = (
     SiteTable("templates", ("id",), ("id", "person_id", "photo_id", "model_id", "embedding", "created")),
     # A face an administrator said is not this person (visitors issue): part of the person.
     SiteTable("negatives", ("id",), ("id", "person_id", "model_id", "embedding", "entry_id", "created")),
-    SiteTable("doors", ("id",), ("id", "name", "hours", "created"), True),
+    SiteTable("doors", ("id",), ("id", "name", "hours", "created", "liveness"), True),
     SiteTable("access_groups", ("id",), ("id", "name", "created"), True),
     SiteTable("person_groups", ("person_id", "group_id"), ("person_id", "group_id")),
     SiteTable("door_groups", ("door_id", "group_id"), ("door_id", "group_id", "hours")),
@@ -73,7 +73,7 @@ CREATE TABLE negatives (
     model_id text NOT NULL, embedding bytea NOT NULL, entry_id bigint, created text NOT NULL,
     rev bigint NOT NULL DEFAULT 0);
 CREATE TABLE doors (id bigint PRIMARY KEY, name text NOT NULL, hours text, created text NOT NULL,
-    rev bigint NOT NULL DEFAULT 0);
+    liveness text NOT NULL DEFAULT 'off', rev bigint NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX doors_name ON doors (lower(name));
 CREATE TABLE access_groups (id bigint PRIMARY KEY, name text NOT NULL, created text NOT NULL,
     rev bigint NOT NULL DEFAULT 0);
