@@ -79,7 +79,7 @@ def main() -> int:
                 p.process(Frame(frames[0].image, 0, frames[0].captured - 10.0, None))
                 p.reset()
             total = {k: [] for k in pipes}
-            live_ms, scored, faces = [], [], 0
+            step_ms, live_ms, scored, faces = [], [], [], 0
             for start in range(0, len(frames), BLOCK):
                 block = frames[start:start + BLOCK]
                 order = ("off", "passive") if (start // BLOCK) % 2 == 0 else ("passive", "off")
@@ -89,6 +89,7 @@ def main() -> int:
                         total[name].append(r.total_ms)
                         if name == "passive":
                             faces += len(r.faces)
+                            step_ms.append(r.liveness_ms)
                             if r.live_scored:
                                 live_ms.append(r.liveness_ms)
                                 scored.append(r.live_scored)
@@ -98,7 +99,7 @@ def main() -> int:
             img = cv2.imread(str(SHARED / "faces" / "spoof_samples" / "image_T1.jpg"))
             det = app.engine.detect(img)[0]
             one = []
-            for _ in range(60):
+            for _ in range(100):
                 t0 = time.perf_counter()
                 scorer.score(img, det.bbox, det.landmarks)
                 one.append((time.perf_counter() - t0) * 1e3)
@@ -112,10 +113,11 @@ def main() -> int:
         "off_ms": {"p50": _pct(total["off"], 50), "p95": _pct(total["off"], 95), "mean": _mean(total["off"])},
         "passive_ms": {"p50": _pct(total["passive"], 50), "p95": _pct(total["passive"], 95),
                        "mean": _mean(total["passive"])},
-        "added_ms_per_frame": {"p50": _pct(diff, 50), "mean": _mean(diff),
-                               "p50_of_passive_minus_p50_of_off": round(
-                                   _pct(total["passive"], 50) - _pct(total["off"], 50), 2)},
-        "liveness_step_ms_when_it_ran": {"p50": _pct(live_ms, 50), "p95": _pct(live_ms, 95)},
+        # The liveness step timed inside the pipeline, every frame (0 where nothing needed a check):
+        # the added cost itself. The totals' difference is the same plus the machine's noise.
+        "added_ms_per_frame": {"p50": _pct(step_ms, 50), "p95": _pct(step_ms, 95), "mean": _mean(step_ms)},
+        "totals_paired_difference_ms": {"p50": _pct(diff, 50), "mean": _mean(diff)},
+        "liveness_step_ms_when_models_ran": {"p50": _pct(live_ms, 50), "p95": _pct(live_ms, 95)},
         "ms_per_face_in_pipeline": {"p50": _pct(per_face, 50), "mean": _mean(per_face)},
         "ms_per_face_alone": {"p50": _pct(one, 50), "p95": _pct(one, 95)},
     }

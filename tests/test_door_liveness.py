@@ -122,10 +122,16 @@ def test_head_turn_passes_either_order_and_a_moved_still_never_does():
         st = c.add(_lm(y), i * 0.1)
     assert st.state == CHECKING
     # Too slow: the first turn, then nothing within the time.
-    c = HeadTurnChallenge(seconds=2.0)
+    c = HeadTurnChallenge(seconds=2.0, retry_after=3.0)
     c.add(_lm(0.3), 0.0)
     c.add(_lm(0.3), 0.1)
     assert c.add(_lm(-0.3), 2.5).state == NOT_LIVE
+    # "not live?" stays a moment, then a new attempt starts and can pass.
+    assert c.add(_lm(-0.3), 4.0).state == NOT_LIVE
+    assert c.add(_lm(0.0), 5.6).prompt == "turn your head left, then right"
+    for i, y in enumerate((0.3, 0.3, -0.3, -0.3)):
+        st = c.add(_lm(y), 5.7 + 0.1 * i)
+    assert st.state == LIVE
 
 
 def test_head_turn_from_real_landmarks(engine):
@@ -234,7 +240,7 @@ def test_still_photo_never_passes_the_challenge(app):
                 scores.append(f.live_score)
     assert [(e.name, e.decision) for e in events] == [("Barack Obama", "denied")]
     assert events[0].reason == "not live: no head turn within 8 s" and events[0].snapshot
-    assert "turn your head left, then right" in prompts
+    assert {"turn your head left, then right", "not live? turn your head left, then right"} <= prompts
     assert np.nanmax(scores) >= 0.5   # passive alone would have let this photo in
 
 

@@ -42,7 +42,7 @@ def test_plates_and_prompt_of_liveness_states(qtbot):
     not_live = _face(decision="denied", access="denied", liveness="not live", reason="not live", track_id=2,
                      bbox=BBox(400, 100, 520, 260))
     passive = _face(decision="pending", access="pending", liveness="checking", track_id=3)
-    assert face_label(checking)[0] == "Ada Lovelace: turn your head left, then right"
+    assert face_label(checking)[0] == "Ada Lovelace: turn left, then right"
     assert face_label(not_live)[0] == "Ada Lovelace · not live?" and face_kind(not_live) == "denied"
     assert face_label(passive)[0] == "Ada Lovelace · checking…" and plate_scale(passive) == 1.0
     view = LiveView()

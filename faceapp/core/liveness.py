@@ -94,14 +94,16 @@ class HeadTurnChallenge:
     """The head-turn challenge of one track (module docstring). ``turn`` is the yaw ratio a turn must
     reach on each side; ``seconds`` the time allowed from the first frame of the attempt."""
 
-    def __init__(self, seconds: float = 8.0, turn: float = 0.2, hold: int = 2) -> None:
+    def __init__(self, seconds: float = 8.0, turn: float = 0.2, hold: int = 2, retry_after: float = 3.0) -> None:
         self.seconds = float(seconds)
+        self.retry_after = float(retry_after)   # "not live?" stays this long, then a new attempt starts
         self.turn = float(turn)
         self.hold = max(1, int(hold))
         self.start: float | None = None
         self.first = 0
         self.done = False
         self.failed = False
+        self._failed_at = 0.0
         self._run_side = 0
         self._run = 0
         self._last = 0.0
@@ -114,12 +116,14 @@ class HeadTurnChallenge:
     def add(self, landmarks: np.ndarray | None, now: float) -> ChallengeState:
         """One frame: the face's 5 landmarks (None if not visible this frame) at time ``now`` (seconds)."""
         self._last = now
+        if self.failed and now - self._failed_at >= self.retry_after:
+            self.restart()
         if self.done or self.failed:
             return self.state()
         if self.start is None:
             self.start = now
         if now - self.start > self.seconds:
-            self.failed = True
+            self.failed, self._failed_at = True, now
             return self.state()
         if landmarks is None:
             self._run = 0

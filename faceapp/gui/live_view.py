@@ -73,7 +73,9 @@ def face_label(face: TrackedFace) -> tuple[str, str]:
     if kind == "pending" and face.liveness == "checking":
         # A known person at a door that wants a live face: what they should do, or that we are looking.
         who = face.candidate_name or f"person {face.candidate_id}"
-        return (f"{who}: {face.prompt}" if face.prompt else f"{who} · checking…"), dist
+        # The plate says it short; the whole sentence is shown large over the picture.
+        return (f"{who}: {face.prompt.replace('turn your head ', 'turn ')}" if face.prompt
+                else f"{who} · checking…"), dist
     if kind == "pending":
         return "identifying…", dist
     if kind == "denied":
@@ -353,15 +355,20 @@ def _message_layout(text: str, px: float, max_w: float) -> tuple[QFont, QRectF]:
 
 def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: QColor,
                   align_top: bool = False,
-                  layout: Callable[[str, float, float], tuple[QFont, QRectF]] = _message_layout) -> None:
-    max_w = area.width() * (0.96 if align_top else 0.8)
+                  layout: Callable[[str, float, float], tuple[QFont, QRectF]] = _message_layout,
+                  align_bottom: bool = False) -> None:
+    pad = px * 0.7
+    # Wrapped for the width it is drawn in (inside the padding), so it never wraps to one more line
+    # than the plate was sized for.
+    max_w = min(area.width() * (0.96 if align_top or align_bottom else 0.8), area.width() - 2 * pad - 2)
     font, bounding = layout(text, px, max_w)
     p.setFont(font)
-    pad = px * 0.7
     w = min(area.width(), bounding.width() + 2 * pad)
     h = bounding.height() + 2 * pad * 0.7
     x = area.center().x() - w / 2
     y = area.top() + px * 0.5 if align_top else area.center().y() - h / 2
+    if align_bottom:   # like a subtitle: faces are rarely at the bottom of a door camera's picture
+        y = area.bottom() - h - px * 0.5
     plate = QRectF(x, y, w, h)
     p.setPen(Qt.PenStyle.NoPen)
     p.setBrush(background)
@@ -526,8 +533,8 @@ class LiveView(QWidget):
         self.last_prompt = prompt
         if prompt:
             # Large: the person at the door reads it from where they stand (larger still in reception mode).
-            _draw_message(p, area, prompt, px * (1.1 if self._large else 1.4), _PROMPT_BG, align_top=True,
-                          layout=self._layout)
+            _draw_message(p, area, prompt, px * (0.8 if self._large else 1.3), _PROMPT_BG,
+                          layout=self._layout, align_bottom=True)
         if self._banner:
             text, kind = self._banner
             bg = _BANNER_BG["error" if kind == "error" else "info"]

@@ -39,6 +39,8 @@ REASON_NOT_LIVE = "not live"
 REASON_NO_TURN = "not live: no head turn within {seconds:.0f} s"
 REASON_NO_PACK = "not live: the liveness pack is not installed"
 REASON_LEFT = "liveness not confirmed (left before the check finished)"
+PROMPT_CLOSER = "please come closer to the camera"
+PROMPT_CENTRE = "please step into the middle of the picture"
 LIVENESS_REASONS = (REASON_NOT_LIVE, REASON_LEFT)
 
 
@@ -78,7 +80,7 @@ class LivenessGate:
     def __init__(self, app: App) -> None:
         self.app = app
         self._tracks: dict[int, _TrackState] = {}
-        self.scored = 0          # faces scored by the liveness models in the last frame
+        self.scored = 0          # faces the liveness models ran on in the last frame
         self.ms = 0.0            # time spent on liveness in the last frame
         self._mode = "off"
 
@@ -130,7 +132,7 @@ class LivenessGate:
                 if scorer:
                     r = scorer.score(image, det.bbox, det.landmarks)
                     st.passive.add(r.score, r.reason)
-                    self.scored += 1
+                    self.scored += r.judged      # the models ran (a face too small to judge costs nothing)
                 elif mode == "challenge":
                     st.passive = None        # no models: the head turn alone decides
                 else:
@@ -164,7 +166,8 @@ class LivenessGate:
             if pv.state == NOT_LIVE:
                 return GateVerdict(NOT_LIVE, "", score, REASON_NOT_LIVE)
             if pv.state == CHECKING and pv.reason and not pv.judged:
-                prompt = pv.reason           # e.g. "face too small...": the person can step closer
+                # Nothing judged yet: tell the person what would let the camera judge them.
+                prompt = PROMPT_CLOSER if "too small" in pv.reason else PROMPT_CENTRE
         if st.challenge is not None:
             cs = st.challenge.state()
             if cs.state == NOT_LIVE:
@@ -198,10 +201,8 @@ class LivenessGate:
             return []
         out = [] if st.logged_denied else [(st.held, st.verdict.reason)]
         st.logged_denied = True
-        retry = st.challenge is not None and st.challenge.failed and \
-            (st.passive is None or st.passive.verdict().state != NOT_LIVE)
-        if retry:
-            st.challenge.restart()   # another attempt; passing it later is logged as granted
-        else:
+        # A timed-out head turn is tried again (HeadTurnChallenge restarts itself): keep the request,
+        # so passing a later attempt is logged as granted. A passive "not live" is final for the track.
+        if st.challenge is None or (st.passive is not None and st.passive.verdict().state == NOT_LIVE):
             st.held = None
         return out
