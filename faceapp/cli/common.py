@@ -7,7 +7,7 @@ import getpass
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
 from faceapp.core.errors import FaceAppError, StoreError
 from faceapp.service import security
@@ -87,6 +87,29 @@ def open_app(args, sync: bool = True) -> App:
 
         sync_quietly(app)
     return app
+
+
+class PerImage:
+    """Runs a command's work on each image it was given: an image that fails (unreadable, not a
+    picture) gets one error line and the others go on; ``exit_code`` is 1 if any failed."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def each(self, paths: Iterable[str], work: Callable[[str], Any]) -> Iterator[tuple[str, Any]]:
+        """(path, work(path)) for every path whose work did not raise a FaceAppError."""
+        for path in paths:
+            try:
+                result = work(path)
+            except FaceAppError as exc:
+                self.failures += 1
+                print(f"faceapp: error: {exc}", file=sys.stderr)
+                continue
+            yield path, result
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failures else 0
 
 
 def print_json(obj: Any) -> None:

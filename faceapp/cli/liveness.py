@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-
-from faceapp.cli.common import open_app, print_json
-from faceapp.core.errors import FaceAppError
+from faceapp.cli.common import PerImage, open_app, print_json
 from faceapp.service import liveness
 
 
@@ -20,17 +17,11 @@ def register(sub) -> None:
 
 
 def cmd_liveness(args) -> int:
-    failures = 0
+    images = PerImage()
     with open_app(args) as app:
         liveness.require_liveness(app)   # a missing pack is one error, not one per image
         threshold = app.settings.liveness_threshold
-        for path in args.images:
-            try:
-                faces = liveness.check_file(app, path)
-            except FaceAppError as exc:
-                failures += 1
-                print(f"faceapp: error: {exc}", file=sys.stderr)
-                continue
+        for path, faces in images.each(args.images, lambda p: liveness.check_file(app, p)):
             if args.json:
                 print_json({"image": str(path), "threshold": threshold, "faces": [f.to_dict() for f in faces]})
                 continue
@@ -41,4 +32,4 @@ def cmd_liveness(args) -> int:
                 verdict = ("live" if f.live else "NOT live") if r.judged else f"not judged ({r.reason})"
                 score = f"  score {r.score:.2f}" if r.judged else ""
                 print(f"{path}: {verdict}{score}  box {r.bbox.as_list()}")
-    return 1 if failures else 0
+    return images.exit_code

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from faceapp.cli.common import Progress, open_app, print_json
-from faceapp.core.errors import FaceAppError
+from faceapp.cli.common import PerImage, Progress, open_app, print_json
 from faceapp.service import enroll, privacy, recognize, templates
 
 
@@ -84,15 +83,9 @@ def _face_json(r) -> dict:
 
 
 def cmd_identify(args) -> int:
-    failures = 0
+    images = PerImage()
     with open_app(args) as app:
-        for path in args.images:
-            try:
-                results = recognize.identify_file(app, path)
-            except FaceAppError as exc:
-                failures += 1
-                print(f"faceapp: error: {exc}", file=sys.stderr)
-                continue
+        for path, results in images.each(args.images, lambda p: recognize.identify_file(app, p)):
             if args.json:
                 print_json({"image": path, "faces": [_face_json(r) for r in results]})
                 continue
@@ -104,7 +97,7 @@ def cmd_identify(args) -> int:
                 dist = "" if m.distance == float("inf") else f" (distance {m.distance:.2f})"
                 b = r.face.bbox
                 print(f"{path}: {label}{dist} at [{b.x1:.0f},{b.y1:.0f},{b.x2:.0f},{b.y2:.0f}]")
-    return 1 if failures else 0
+    return images.exit_code
 
 
 def cmd_verify(args) -> int:
