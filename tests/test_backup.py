@@ -167,6 +167,13 @@ def _make(path: Path, kind: str, good: Path) -> Path:
     elif kind == "truncated":
         data = good.read_bytes()
         path.write_bytes(data[: len(data) // 2])
+    elif kind == "nan_template":   # one damaged template would make everyone unknown (#17 item 9)
+        shutil.copyfile(good, path)
+        conn = sqlite3.connect(path)
+        conn.execute("UPDATE templates SET embedding = ? WHERE id = (SELECT MIN(id) FROM templates)",
+                     (np.full(512, np.nan, np.float32).tobytes(),))
+        conn.commit()
+        conn.close()
     elif kind == "folder":
         path.mkdir()
     return path
@@ -176,6 +183,7 @@ def _make(path: Path, kind: str, good: Path) -> Path:
     ("text", "is not a faceapp backup"), ("empty", "is not a faceapp backup"),
     ("other_sqlite", "is not a faceapp backup"), ("plain_database", "is not a faceapp backup"),
     ("newer_schema", "newer faceapp"), ("truncated", "is damaged"), ("folder", "is not a file"),
+    ("nan_template", "damaged embedding in templates"),
     ("missing", "not found")])
 def test_restore_refuses_doubtful_files(two_people, tmp_path, capsys, kind, message):
     app = two_people

@@ -253,6 +253,10 @@ def test_door_and_group_names_differing_only_by_unicode_case_are_one_name(tmp_pa
             att.add_door("STRASSE")
         with pytest.raises(DuplicateError, match="Größe"):
             att.add_group("grösse")
+        att.add_door("Lab")
+        with pytest.raises(DuplicateError, match="Straße"):
+            att.rename_door("Lab", "STRASSE")
+        att.remove_door("LAB")
         assert [d.name for d in att.doors()] == ["Straße"]
         assert att.door("strasse").groups == (("Größe", None),)
         att.set_door_hours("STRASSE", "Mon-Fri 07:00-19:00")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import logging
 
+import numpy as np
 import pytest
 
 from conftest import person_photos
@@ -131,3 +132,55 @@ def test_a_removed_door_admits_nobody(app, home, engine, tony):
     station.show(shots[1])                       # a new track: decided again
     assert [e.decision for e in station.events] == ["granted", "denied"]
     assert "removed" in station.events[1].reason
+
+
+def test_an_unknown_face_logged_before_a_restart_is_not_logged_again_after_it(app, faces_dir):
+    """#12 defect 5: the cooldown of unknown faces survives a restart like that of known people."""
+    stranger = load_image(person_photos("extras/lfw_singletons", "Rob_Lowe")[0])
+    first = Station(app, cooldown=60)
+    first.show(stranger, frames=5)
+    assert [e.decision for e in first.events] == ["unknown"]
+    again = Station(app, cooldown=60)       # the station restarts (same data folder)
+    again.show(stranger, frames=5)
+    assert again.events == []
+    assert [e.decision for e in AttendanceStore(app.store).entries()] == ["unknown"]
+
+
+def test_a_long_running_station_applies_retention_every_day(app, tony):
+    from datetime import datetime, timedelta, timezone
+
+    from faceapp.store.attendance import NewEntry
+
+    app.update_settings(snapshot_retention_days=30)
+    station = Station(app)
+    att = AttendanceStore(app.store)
+    old = att.add_entry(NewEntry(datetime.now(timezone.utc) - timedelta(days=45), "Main entrance", None, None,
+                                 "unknown", snapshot=b"\xff\xd8old"))
+    blank = np.zeros((360, 640, 3), np.uint8)
+    station.show(blank, frames=1)
+    assert att.snapshot(old) is not None              # not due yet
+    station.pipe._next_retention = 0.0                 # a day later (the clock is monotonic)
+    station.show(blank, frames=1)
+    assert att.snapshot(old) is None
+    assert station.pipe._next_retention > 1.0          # and due again a day from now
+
+
+def test_door_hours_are_judged_in_the_site_time_zone(app, home, tony, capsys):
+    from datetime import datetime, timezone
+
+    from faceapp.cli import main
+
+    pid, _ = tony
+    h = datetime.now(timezone.utc).hour
+    att = AttendanceStore(app.store)
+    att.add_door("Lab", hours=f"{(h - 1) % 24:02d}:00-{(h + 2) % 24:02d}:00")   # open now, in UTC
+    assert main(["--home", str(home), "admin", "timezone", "UTC"]) == 0
+    assert main(["--home", str(home), "admin", "timezone", "Mars/Olympus"]) == 1
+    assert "is not a time zone" in capsys.readouterr().err
+    with App(home) as utc:
+        assert utc.settings.timezone == "UTC"
+        assert Pipeline(utc, door="Lab")._access(pid, datetime.now(timezone.utc)).granted
+    assert main(["--home", str(home), "admin", "timezone", "Pacific/Kiritimati"]) == 0   # UTC+14
+    with App(home) as far:
+        verdict = Pipeline(far, door="Lab")._access(pid, datetime.now(timezone.utc))
+        assert not verdict.granted and "opening hours" in verdict.reason

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from faceapp.cli.common import add_output_force, home_paths, open_app, positive_int, print_json
+from faceapp.core.access import site_zone
 from faceapp.core.csvexport import local_iso
 from faceapp.core.errors import FaceAppError
 from faceapp.core.fsutil import give_back
@@ -85,6 +86,10 @@ def register(sub) -> None:
     p.add_argument("--safety-copies", type=_days, metavar="DAYS",
                    help="keep the copies made before restores and upgrades (HOME/backups) DAYS days (0 = keep)")
     p.set_defaults(func=cmd_retention)
+
+    p = adsub.add_parser("timezone", help="show or set the site's time zone (door hours and daily reports)")
+    p.add_argument("zone", nargs="?", help="an IANA name such as Europe/Berlin or UTC; 'machine' = this computer's")
+    p.set_defaults(func=cmd_timezone)
 
     p = sub.add_parser("doctor", help="check the data folder: who can read it, and the installed models",
                        description="Warns when other users of this computer can read the data folder or the "
@@ -231,6 +236,17 @@ def cmd_retention(args) -> int:
           f"safety copies of the database are kept {days(s.safety_copy_retention_days)}")
     if preview.removed_anything:
         print(f"the next purge removes {preview.describe()} (run it now with: faceapp purge)")
+    return 0
+
+
+def cmd_timezone(args) -> int:
+    with open_app(args) as app:
+        if args.zone is not None:
+            zone = "" if args.zone.strip().lower() in ("machine", "local", "") else args.zone.strip()
+            site_zone(zone)   # refuse an unknown name before anything is stored
+            app.update_settings(timezone=zone)
+        zone = app.settings.timezone
+    print(f"site time zone: {zone or 'the machine’s own'} (door hours and daily reports are judged in it)")
     return 0
 
 

@@ -321,7 +321,7 @@ def cmd_group_unassign(args) -> int:
 # -- log ----------------------------------------------------------------------------------------------
 def _query(args, app, **kw):
     return attendance.entry_query(args.since, args.until, args.door, args.person,
-                                  getattr(args, "decision", None), store=app.store, **kw)
+                                  getattr(args, "decision", None), store=app.store, tz=app.site_tz, **kw)
 
 
 def cmd_log_list(args) -> int:

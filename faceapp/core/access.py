@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from faceapp.core.errors import FaceAppError
 
@@ -174,6 +175,18 @@ def _looks_like_span(word: str) -> bool:
 def format_hours(windows: tuple[TimeWindow, ...]) -> str:
     """Canonical text of parsed hours ("always" when unrestricted); parses back to the same windows."""
     return "; ".join(str(w) for w in windows) if windows else "always"
+
+
+def site_zone(name: str | None) -> tzinfo | None:
+    """The time zone called ``name`` ("Europe/Berlin", "UTC"), or None (the machine's zone) for an
+    empty name; AccessRuleError for a name the time-zone database does not know."""
+    text = (name or "").strip()
+    if not text:
+        return None
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise AccessRuleError(f"'{text}' is not a time zone (use a name such as Europe/Berlin or UTC)") from None
 
 
 def within(windows: tuple[TimeWindow, ...], local: datetime) -> bool:

@@ -40,6 +40,9 @@ class Settings:
     camera: str = "0"
     loop_video: bool = True
     door: str = "Main entrance"
+    # The site's time zone (IANA name such as "Europe/Berlin") in which door hours are judged and
+    # days are reported; "" = the machine's own zone.
+    timezone: str = ""
     # Tracking / attendance
     vote_frames: int = 3
     min_margin: float = 0.05

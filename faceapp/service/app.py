@@ -9,8 +9,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass, replace
+from datetime import tzinfo
 from pathlib import Path
 
+from faceapp.core.access import AccessRuleError, site_zone
 from faceapp.core.fsutil import (
     check_output_target,
     is_empty_folder,
@@ -218,6 +220,16 @@ class App:
     def model_id(self) -> str:
         """Embedding space of the configured pack (known without loading any model)."""
         return self._engine.model_id if self._engine is not None else get_pack(self._settings.pack).recognizer_id
+
+    @property
+    def site_tz(self) -> tzinfo | None:
+        """The site's time zone from the settings (None: the machine's; an unknown name stored by
+        hand is reported and ignored)."""
+        try:
+            return site_zone(self._settings.timezone)
+        except AccessRuleError as exc:
+            log.warning("%s: using the machine's time zone", exc)
+            return None
 
     @property
     def threshold(self) -> float:

@@ -142,7 +142,7 @@ def export_log(app: App, kind: str, path: Path | str, query: EntryQuery = EntryQ
     the export: every caller, CLI or window, leaves the same audit row. Returns the row count.
     ``force`` allows replacing an existing file that is not a CSV (see :meth:`App.check_output`)."""
     app.check_output(path, "csv", force)
-    n = EXPORTS[kind](app.store, path, query, bom=bom)
+    n = EXPORTS[kind](app.store, path, query, bom=bom, tz=app.site_tz)
     app.audit("log.export", {"path": str(Path(path)), "rows": n, "kind": kind})
     return n
 

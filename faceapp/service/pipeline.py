@@ -27,7 +27,7 @@ import numpy as np
 
 from faceapp.capture.sources import Frame
 from faceapp.core.access import AccessDecision, AccessRules
-from faceapp.core.errors import StoreError
+from faceapp.core.errors import EmbeddingError, StoreError
 from faceapp.core.image import to_bgr8
 from faceapp.core.matcher import Aggregate, Gallery
 from faceapp.core.tracking import KNOWN, PENDING, LogRequest, Tracker, TrackerConfig, TrackView, frame_observations
@@ -37,11 +37,14 @@ from faceapp.service.door_liveness import LivenessGate, is_liveness_denial
 from faceapp.service.presence import SightingRecorder
 from faceapp.service.visitors import FaceEventLog, entry_face
 from faceapp.store.attendance import AttendanceStore, NewEntry, make_snapshot, utc_iso
+from faceapp.store.blobs import embedding_from_blob
 
 log = logging.getLogger(__name__)
 
 # The reason logged and shown for a deactivated person (the plate says "inactive: NAME").
 INACTIVE = "inactive"
+# How often a station that logs applies the retention settings while it runs (seconds).
+RETENTION_EVERY = 24 * 3600.0
 # Mean absolute change (0..255) of a 32x18 grey thumbnail between two processed frames above
 # which the picture is a different scene (a cut, a camera switch or bump). Measured on our
 # videos: ordinary motion stays under ~16, the Hamilton clip's three cuts are 26-30.
@@ -165,6 +168,8 @@ class Pipeline:
         self._rules = AccessRules()
         self._rules_revision: int | None = None
         self._door_seen = False      # the door existed once: if it is removed, nobody passes
+        self._tz = app.site_tz       # door hours are judged in the site's time zone
+        self._next_retention = math.inf
         self._gallery: Gallery | None = None
         self._thumb: np.ndarray | None = None
         self.scene_cuts = 0
@@ -176,22 +181,41 @@ class Pipeline:
 
             # A station that logs also enforces retention (old snapshots and entries, audited).
             apply_retention(app)
+            # ... and again every day: a station left running for months must purge too.
+            self._next_retention = time.monotonic() + RETENTION_EVERY
             self._seed_cooldowns(settings.cooldown_seconds)
             try:
                 self._events.regroup_pending(self.threshold)   # unknowns a crash left without a visitor
             except (StoreError, sqlite3.Error) as exc:
                 log.warning("could not group earlier unknown entries into visitors: %s", exc)
 
+    def _retention(self) -> None:
+        from faceapp.service.privacy import apply_retention
+
+        self._next_retention = time.monotonic() + RETENTION_EVERY
+        try:
+            apply_retention(self.app)
+        except (StoreError, sqlite3.Error) as exc:   # try again at the next period, keep recognising
+            log.warning("retention could not run: %s", exc)
+
     def _seed_cooldowns(self, cooldown: float) -> None:
-        """People logged at this door moments before a restart are still in their cooldown."""
+        """People and unknown faces logged at this door moments before a restart are still in their
+        cooldown (with the decision they were logged with: a changed one is still an entry)."""
         if cooldown <= 0:
             return
         now_utc = datetime.now(timezone.utc)
         now = time.monotonic()
-        recent = self._attendance.recent_people(self.door, utc_iso(now_utc - timedelta(seconds=cooldown)))
-        for pid, t in recent.items():
-            age = (now_utc - datetime.fromisoformat(t)).total_seconds()
-            self.tracker.note_person_seen(pid, now - max(0.0, age))
+        since = utc_iso(now_utc - timedelta(seconds=cooldown))
+
+        def when(t: str) -> float:
+            return now - max(0.0, (now_utc - datetime.fromisoformat(t)).total_seconds())
+        for pid, t, decision in self._attendance.recent_decisions(self.door, since):
+            self.tracker.note_person_seen(pid, when(t), decision)
+        for t, blob in self._attendance.recent_unknown_faces(self.door, since, self.app.model_id):
+            try:
+                self.tracker.note_unknown_seen(embedding_from_blob(blob), when(t))
+            except EmbeddingError as exc:
+                log.warning("an unknown face logged before the restart is unusable: %s", exc)
 
     def reset(self) -> None:
         """Forget tracks (after a camera change or a gap in the stream); cooldowns are kept."""
@@ -205,6 +229,8 @@ class Pipeline:
         threshold = float(self.threshold)
         gallery = self._current_gallery()
         self._refresh(gallery.revision)
+        if time.monotonic() >= self._next_retention:
+            self._retention()
         engine = self.app.engine
         gallery = self._current_gallery()
         # Any source may hand over odd pixel formats; boxes, snapshots and the display all want BGR8.
@@ -288,7 +314,7 @@ class Pipeline:
             return AccessDecision(False, INACTIVE)
         if self._door_seen and rules.door(self.door) is None:
             return AccessDecision(False, f"door '{self.door}' was removed")
-        return rules.decide(self.door, person_id, when)
+        return rules.decide(self.door, person_id, when, self._tz)
 
     def _tracked_face(self, v: TrackView, gallery: Gallery, threshold: float, wall: datetime) -> TrackedFace:
         cand = v.candidate_id

@@ -229,10 +229,24 @@ class AttendanceStore:
 
     def recent_people(self, door: str, since: str) -> dict[int, str]:
         """person id -> time of their newest entry at ``door`` since ``since`` (cooldown after a restart)."""
+        return {pid: t for pid, t, _ in self.recent_decisions(door, since)}
+
+    def recent_decisions(self, door: str, since: str) -> list[tuple[int, str, str]]:
+        """(person id, time, decision) of every entry of a person at ``door`` since ``since``,
+        oldest first (a restarted station resumes each person's cooldown and last decision)."""
         rows = self.store.query(
-            "SELECT person_id, MAX(time) AS t FROM entries WHERE person_id IS NOT NULL AND time >= ? "
-            "AND door = ? COLLATE NOCASE GROUP BY person_id", (since, self.canonical_door(door)))
-        return {int(r["person_id"]): r["t"] for r in rows}
+            "SELECT person_id, time, decision FROM entries WHERE person_id IS NOT NULL AND time >= ? "
+            "AND door = ? COLLATE NOCASE ORDER BY time, id", (since, self.canonical_door(door)))
+        return [(int(r["person_id"]), r["time"], r["decision"]) for r in rows]
+
+    def recent_unknown_faces(self, door: str, since: str, model_id: str) -> list[tuple[str, bytes]]:
+        """(time, embedding bytes) of the unknown faces logged at ``door`` since ``since`` whose
+        face was kept (so a restarted station does not log the same stranger again)."""
+        rows = self.store.query(
+            "SELECT e.time AS t, f.embedding AS emb FROM entries e JOIN entry_faces f ON f.entry_id = e.id "
+            "WHERE e.decision = 'unknown' AND e.time >= ? AND e.door = ? COLLATE NOCASE AND f.model_id = ? "
+            "ORDER BY e.time", (since, self.canonical_door(door), model_id))
+        return [(r["t"], r["emb"]) for r in rows]
 
     def logged_door_names(self) -> list[str]:
         """Every door name that appears in the log or the doors table."""
@@ -320,9 +334,9 @@ class AttendanceStore:
         new_name = clean_name(new_name, "a door name")
         with self.store.transaction() as conn:
             did, dname = self._door_row(conn, name)
-            clash = conn.execute("SELECT id FROM doors WHERE name = ?", (new_name,)).fetchone()
+            clash = _named_row(conn, "doors", new_name)
             if clash and clash[0] != did:
-                raise DuplicateError(f"a door called '{new_name}' exists already")
+                raise DuplicateError(f"a door called '{clash[1]}' exists already")
             conn.execute("UPDATE doors SET name = ? WHERE id = ?", (new_name, did))
             self.store.audit("door.rename", f"door:{new_name}", {"name": [dname, new_name]}, conn)
         return self.door(new_name)

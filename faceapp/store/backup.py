@@ -28,8 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from faceapp import __version__
-from faceapp.core.errors import StoreError
+from faceapp.core.errors import EmbeddingError, StoreError
 from faceapp.core.fsutil import claim_new_file, fsync_dir, make_private, private_workdir, replacing
+from faceapp.store.blobs import embedding_from_blob
 from faceapp.store.migrations import MIGRATIONS, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
@@ -379,6 +380,12 @@ def _copy_rows(src: sqlite3.Connection, dst: sqlite3.Connection, table: str, ori
                 if value is not None and not isinstance(value, ok):
                     raise StoreError(f"{origin} holds a {type(value).__name__} in {table}.{column}, which faceapp "
                                      f"never writes; nothing was restored")
+                if column == "embedding":   # templates, entry faces, negatives: finite unit vectors only
+                    try:
+                        embedding_from_blob(value)
+                    except EmbeddingError as exc:
+                        raise StoreError(f"{origin} holds a damaged embedding in {table} ({exc}); "
+                                         f"nothing was restored") from None
         dst.executemany(insert, rows)
 
 
