@@ -430,13 +430,13 @@ class Tracker:
         key = (pid, decision)
         if t.logged_key == key:
             return []
-        # The decision changed for the person this track follows: always a new entry.
-        changed_in_view = t.logged_key is not None and t.logged_key[0] == pid
         t.logged_key = key
         last = self._person_seen.get(pid)
-        if (not changed_in_view and last is not None and now - last < self.config.cooldown_seconds
+        # Seen moments ago and last logged with this very decision: the same visit, no new entry.
+        # A changed decision (denied, then admitted) always is one.
+        if (last is not None and now - last < self.config.cooldown_seconds
                 and self._last_decision.get(pid) == decision):
-            return []   # seen moments ago with the same decision (the same visit): no new entry
+            return []
         self._last_decision[pid] = decision
         return [LogRequest(t.id, pid, t.distance, t.bbox, t.det_score, decision, t.embedding)]
 
