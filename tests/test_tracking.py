@@ -413,15 +413,17 @@ def test_entries_csv_round_trips_with_quoting_offsets_and_bom():
         E(3, "2024-03-04T07:01:00.000+00:00", "Lab", 8, "=cmd|' /C calc'!A0", "denied", -1e-7, "not in a group"),
         E(4, "2024-03-04T07:02:00.000+00:00", "Lab", 9, "Zoë Ωmega", "granted", None),
     ]
-    text = csv_text(ENTRY_HEADER, entries_csv_rows(entries, plus2), bom=True)
+    people = {7: ("E-7", "=Finance"), 9: ("", "R&D")}
+    text = csv_text(ENTRY_HEADER, entries_csv_rows(entries, plus2, people), bom=True)
     assert text.startswith(BOM) and "\r\n" in text
     rows = list(csv.reader(io.StringIO(text[len(BOM):], newline="")))
     assert rows[0] == list(ENTRY_HEADER)
-    assert rows[1] == ["2024-03-04T08:59:12+02:00", "Main, front", "O'Brien, \"Pat\"", "7", "granted", "0.4123", "",
-                       "1"]
-    assert rows[2][2:5] == ["", "", "unknown"]
-    assert rows[3][2] == "'=cmd|' /C calc'!A0" and rows[3][5] == "0.0000" and rows[3][6] == "not in a group"
-    assert rows[4][2] == "Zoë Ωmega" and rows[4][5] == ""
+    assert rows[1] == ["2024-03-04T08:59:12+02:00", "Main, front", "O'Brien, \"Pat\"", "7", "E-7", "'=Finance",
+                       "granted", "0.4123", "", "1"]
+    assert rows[2][2:7] == ["", "", "", "", "unknown"]
+    assert rows[3][2] == "'=cmd|' /C calc'!A0" and rows[3][4:6] == ["", ""]  # no info for person 8
+    assert rows[3][7] == "0.0000" and rows[3][8] == "not in a group"
+    assert rows[4][2] == "Zoë Ωmega" and rows[4][4:6] == ["", "R&D"] and rows[4][7] == ""
     assert all(not cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
     assert format_distance(math.inf) == "" and local_iso("2024-03-04T23:30:00+00:00", plus2) == "2024-03-05T01:30:00+02:00"
 
@@ -443,7 +445,8 @@ def test_daily_report_first_in_last_out_per_local_day_from_granted_entries():
     assert ann.first_in.isoformat() == "2024-03-04T08:10:00+02:00"
     assert ann.last_out.isoformat() == "2024-03-04T17:45:00+02:00"
     assert ann.doors == ("Main", "Lab")
-    rows = list(csv.reader(io.StringIO(csv_text(REPORT_HEADER, report_csv_rows(days)), newline="")))
+    rows = list(csv.reader(io.StringIO(csv_text(REPORT_HEADER, report_csv_rows(days, {7: ("E-7", "Ops")})),
+                                       newline="")))
     assert rows[0] == list(REPORT_HEADER)
-    assert rows[1] == ["2024-03-04", "Ann", "7", "2024-03-04T08:10:00+02:00", "2024-03-04T17:45:00+02:00", "2",
-                       "Main, Lab"]
+    assert rows[1] == ["2024-03-04", "Ann", "7", "E-7", "Ops", "2024-03-04T08:10:00+02:00",
+                       "2024-03-04T17:45:00+02:00", "2", "Main, Lab"]
