@@ -75,7 +75,7 @@ def gate_for(app, **kw) -> AdminGate:
 
 def test_first_run_asks_to_set_the_password(qtbot, app):
     gate = gate_for(app)
-    assert app.store.actor == "gui:reception" and not gate.has_password
+    assert app.store.actor == admin.ACTOR_LOCKED and not gate.has_password
 
     def set_password(d: SetPasswordDialog) -> None:
         assert d.first_run and "Set the administrator password" == d.windowTitle()
@@ -91,7 +91,7 @@ def test_first_run_asks_to_set_the_password(qtbot, app):
     gate.run_dialog = Script(set_password)
     with qtbot.waitSignal(gate.lockChanged) as unlocked:
         assert gate.require(None, "enroll a person")
-    assert unlocked.args == [True] and gate.unlocked and app.store.actor == "gui:admin"
+    assert unlocked.args == [True] and gate.unlocked and app.store.actor == admin.ACTOR_ADMIN
     assert security.check_admin_password(app.store, PASSWORD).ok
     assert "admin.password_set" in [r.action for r in AuditLog(app.store).records()]
 
@@ -110,13 +110,13 @@ def test_unlock_lasts_a_few_minutes_then_asks_again(qtbot, app):
     gate.run_dialog = script
     assert not gate.require(None, "delete a person")  # cancelled
     assert "To delete a person, enter the administrator password." in texts
-    assert not gate.unlocked and app.store.actor == "gui:reception"
+    assert not gate.unlocked and app.store.actor == admin.ACTOR_LOCKED
     assert gate.require(None, "delete a person")
     clock.t += 4 * 60
     assert gate.require(None, "change the threshold") and len(script.shown) == 2  # no dialog while unlocked
     assert 50 < gate.remaining() <= 60
     clock.t += 61
-    assert not gate.unlocked and app.store.actor == "gui:reception"
+    assert not gate.unlocked and app.store.actor == admin.ACTOR_LOCKED
     assert not gate.require(None, "change the threshold") and len(script.shown) == 3  # asked again
     gate.run_dialog = Script(type_password(PASSWORD))
     assert gate.require(None, "export the log")
@@ -149,7 +149,7 @@ def test_wrong_passwords_count_down_in_the_dialog(qtbot, app):
     gate.run_dialog = Script(three_wrong_then_wait)
     assert gate.require(None, "open the People page")
     failures = [r for r in AuditLog(app.store).records() if r.action == "admin.login_failed"]
-    assert len(failures) == 3 and all(r.actor == "gui:reception" for r in failures)
+    assert len(failures) == 3 and all(r.actor == admin.ACTOR_LOCKED for r in failures)
 
     # The wait survives closing the dialog: a new one opens with its button disabled.
     gate.lock()
@@ -185,7 +185,7 @@ def test_protect_wraps_actions_and_password_change(qtbot, app):
     assert gate.change_password(None)
     assert security.check_admin_password(app.store, "a brand new one").ok
     change = AuditLog(app.store).records(action="admin.password_change")[0]
-    assert change.actor == "gui:admin"
+    assert change.actor == admin.ACTOR_ADMIN
 
 
 @pytest.fixture
@@ -215,10 +215,11 @@ def test_audit_page_lists_filters_and_exports(qtbot, app, history, tmp_path, mon
     n = model.rowCount()
     assert n == 8
     newest = [[model.text(model.record(r), c) for c in range(1, 5)] for r in (0, 1)]
-    assert newest == [["gui:reception", "admin.password_set", "admin", "n: 1024, p: 1, r: 8, scheme: 'scrypt'"],
+    assert newest == [[admin.ACTOR_LOCKED, "admin.password_set", "admin", "n: 1024, p: 1, r: 8, scheme: 'scrypt'"],
                       ["gui:admin", "log.export", "", "path: '/home/alice/=entries.csv', rows: 12"]]
     rows = {model.record(r).action: r for r in range(n)}
-    assert model.about(model.record(rows["person.remove"])) == f"Joe Biden (#{history + 1})"  # deleted: old name
+    # a removed person's audit rows keep the id, not who they were (#11 item 6)
+    assert model.about(model.record(rows["person.remove"])) == f"removed person #{history + 1}"
     assert model.about(model.record(rows["person.update"])) == f"Barack Obama (#{history})"
     default = DEFAULT_THRESHOLDS["w600k_mbf"]
     assert model.text(model.record(rows["threshold.change"]), 4) == f"thresholds.w600k_mbf: {default} → 0.6"
@@ -231,7 +232,10 @@ def test_audit_page_lists_filters_and_exports(qtbot, app, history, tmp_path, mon
     colours = {shot.pixel(x, y) for x in range(0, shot.width(), 7) for y in range(0, shot.height(), 5)}
     assert len(colours) > 20
 
-    page.filter.setText("Biden")
+    page.filter.setText("Biden")   # removed: the log no longer says who they were (#11 item 6) ...
+    page.refresh()
+    assert model.rowCount() == 0
+    page.filter.setText(f"removed person #{history + 1}")   # ... but what was done to them stays
     page.refresh()
     assert {model.record(r).action for r in range(model.rowCount())} == {"person.add", "person.remove"}
     page.filter.clear()
@@ -247,7 +251,7 @@ def test_audit_page_lists_filters_and_exports(qtbot, app, history, tmp_path, mon
     assert len(table) == 1 + 8 + 1  # header, rows, and the login written before the export
     assert [r[2] for r in table[1:]][-2:] == ["admin.password_set", "admin.login"]  # oldest first
     assert "Wrote" in page.status.text()
-    assert model.record(0).action == "audit.export" and model.record(0).actor == "gui:admin"
+    assert model.record(0).action == "audit.export" and model.record(0).actor == admin.ACTOR_ADMIN
 
 
 def test_privacy_dialog_previews_and_applies(qtbot, app, history):

@@ -111,7 +111,7 @@ def test_delete_with_the_right_password_is_done_and_audited(qtbot, app, obama, m
     qtbot.mouseClick(page.delete_button, Qt.MouseButton.LeftButton)
     assert app.store.list_people() == [] and page.person_ids() == []
     removal = AuditLog(app.store).records(action="person.remove")[0]
-    assert removal.actor == "gui:admin" and removal.target == f"person:{obama}"
+    assert removal.actor == admin.ACTOR_ADMIN and removal.target == f"person:{obama}"
     assert gate.unlocked and len(script.shown) == 1
 
 
@@ -162,7 +162,7 @@ def test_threshold_slider_needs_the_password_and_snaps_back(qtbot, app):
     assert len(script.shown) == 1 and slider.value() == units + 2
     qtbot.waitUntil(lambda: app.threshold == pytest.approx(before + 0.02), timeout=5000)  # saved shortly after
     change = AuditLog(app.store).records(action="threshold.change")[0]
-    assert change.actor == "gui:admin"
+    assert change.actor == admin.ACTOR_ADMIN
     window.shutdown()
 
 
@@ -182,7 +182,7 @@ def test_exporting_the_entry_log_needs_the_password_and_is_audited(qtbot, app, t
     with open(target, encoding="utf-8", newline="") as fh:
         assert len(list(csv.reader(fh))) == 2
     export = AuditLog(app.store).records(action="log.export")[0]
-    assert export.changes == {"path": str(target), "rows": 1, "kind": "entries"} and export.actor == "gui:admin"
+    assert export.changes == {"path": str(target), "rows": 1, "kind": "entries"} and export.actor == admin.ACTOR_ADMIN
     report = tmp_path / "report.csv"
     page.ask_save_path = lambda title, suggested: str(report)
     gate.run_dialog = Script()  # still unlocked: not asked

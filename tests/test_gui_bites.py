@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication, QDialog  # noqa: E402
 from conftest import HAMILTON, person_photos  # noqa: E402
 from faceapp.capture.sources import ArraySource, VideoFileSource  # noqa: E402
 from faceapp.core.types import BBox  # noqa: E402
+from faceapp.gui import admin  # noqa: E402
 from faceapp.gui.admin import AdminGate, PasswordDialog  # noqa: E402
 from faceapp.gui.live_view import LiveView  # noqa: E402
 from faceapp.service import security  # noqa: E402
@@ -82,7 +83,7 @@ def test_the_gate_opens_with_the_real_modal_dialog(qtbot, with_password):
 
     QTimer.singleShot(0, answer)
     assert gate.require(None, "delete a person")
-    assert pressed and gate.unlocked and with_password.store.actor == "gui:admin"
+    assert pressed and gate.unlocked and with_password.store.actor == admin.ACTOR_ADMIN
 
 
 # -- the real window logs what it recognises --------------------------------------------------------

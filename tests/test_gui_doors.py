@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtWidgets import QDialog  # noqa: E402
 
 from conftest import person_photos  # noqa: E402
-from faceapp.gui import doors_page, people_page  # noqa: E402
+from faceapp.gui import admin, doors_page, people_page  # noqa: E402
 from faceapp.gui.doors_page import DoorsPage  # noqa: E402
 from faceapp.service.enroll import enroll_files  # noqa: E402
 from faceapp.store.attendance import AttendanceStore  # noqa: E402
@@ -81,7 +81,7 @@ def test_doors_page_adds_renames_sets_hours_groups_and_removes(qtbot, app, monke
     assert len(gate.run_dialog.shown) == 1  # one password for the whole session
     for action in ("door.add", "group.add", "door.allow", "door.rename", "door.hours", "door.disallow"):
         rows = audit(app, action)
-        assert rows and rows[0].actor == "gui:admin", action
+        assert rows and rows[0].actor == admin.ACTOR_ADMIN, action
 
     # Which door this window is: from the page and from the status bar.
     answers.answers = ["Side door", ""]
@@ -115,7 +115,7 @@ def test_groups_on_the_enroll_and_edit_dialogs(qtbot, app, engine, monkeypatch):
     monkeypatch.setattr(people_page.PersonEditDialog, "exec", tick_night_shift)
     click(qtbot, people.edit_button)
     assert store.person_groups(pid) == ["Night shift"]
-    assert audit(app, "group.assign")[0].actor == "gui:admin"
+    assert audit(app, "group.assign")[0].actor == admin.ACTOR_ADMIN
 
     # A new person gets groups at enrollment.
     from faceapp.gui.enroll_dialog import EnrollDialog

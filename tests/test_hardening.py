@@ -396,31 +396,22 @@ def test_refused_restores_leave_the_database_untouched_and_say_one_line(enrolled
              "photos": "CREATE TABLE photos (id INTEGER PRIMARY KEY)",
              "templates": "CREATE TABLE templates (id INTEGER PRIMARY KEY)"}
     b = tmp_path / "x.faceapp-backup"
+    # Each attack: a real backup edited with sqlite3, and the one line it must be refused with.
+    edits = {"newer faceapp": ([f"PRAGMA user_version = {SCHEMA_VERSION + 1}"], "newer faceapp"),
+             "wrong types": (["UPDATE people SET active = 'yes please' WHERE id = 1"], "people.active"),
+             "orphan rows": (["PRAGMA foreign_keys = OFF", "UPDATE photos SET person_id = 999 WHERE id = 1"],
+                             "missing rows")}
     if case == "empty tables":
         _fake_backup(b, three)
         expect = "tables missing"
-    elif case == "newer faceapp":
+    elif case in edits:
         assert run(home, "backup", str(b)) == 0
+        sql, expect = edits[case]
         conn = sqlite3.connect(b)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        for statement in sql:
+            conn.execute(statement)
         conn.commit()
         conn.close()
-        expect = "newer faceapp"
-    elif case == "wrong types":
-        assert run(home, "backup", str(b)) == 0
-        conn = sqlite3.connect(b)
-        conn.execute("UPDATE people SET active = 'yes please' WHERE id = 1")
-        conn.commit()
-        conn.close()
-        expect = "people.active"
-    elif case == "orphan rows":
-        assert run(home, "backup", str(b)) == 0
-        conn = sqlite3.connect(b)
-        conn.execute("PRAGMA foreign_keys = OFF")
-        conn.execute("UPDATE photos SET person_id = 999 WHERE id = 1")
-        conn.commit()
-        conn.close()
-        expect = "missing rows"
     else:
         shutil.copyfile(home / "models" / "buffalo_sc" / "w600k_mbf.onnx", b)
         expect = "not a faceapp backup"

@@ -49,15 +49,17 @@ from faceapp.core.errors import FaceAppError
 from faceapp.gui.widgets import Index, RecordTableModel
 from faceapp.service import privacy, security
 from faceapp.service.app import App
-from faceapp.store.audit import AuditLog, AuditRecord
+from faceapp.store.audit import AuditLog, AuditRecord, default_actor, removed_label
 from faceapp.store.backup import default_backup_name
 
 log = logging.getLogger(__name__)
 
 UNLOCK_MINUTES = 5.0
 AUDIT_LIMIT = 2000
-ACTOR_ADMIN = "gui:admin"
-ACTOR_LOCKED = "gui:reception"
+# Audit actors: the OS account running the window plus "gui" (never from the environment);
+# while the gate is locked, actions come from whoever stands at the reception screen.
+ACTOR_ADMIN = default_actor("gui")
+ACTOR_LOCKED = f"{ACTOR_ADMIN} (reception)"
 MAX_RETENTION_DAYS = 3650
 
 
@@ -360,12 +362,14 @@ class AuditTableModel(RecordTableModel):
         return r.describe()
 
     def about(self, r: AuditRecord) -> str:
-        """The target, with the person's name when it is known (deleted people: the name they had)."""
+        """The target, with the person's name when it is known (removed people: "removed person #ID")."""
         target = r.target or ""
         if target.startswith("person:"):
             name = self._names.get(target) or r.changes.get("name")
             if isinstance(name, list):
                 name = name[-1]
+            if name == removed_label(target[7:]):
+                return name
             return f"{name} (#{target[7:]})" if name else target
         return target
 
