@@ -220,6 +220,29 @@ def test_plates_say_not_live_and_the_same_door_off_grants(app):
     assert sum(r.live_scored for r in results) == 0 and all(f.liveness == "" for r in results for f in r.faces)
 
 
+def test_passive_door_without_usable_models_denies_and_says_why(tmp_path, models_dir, engine):
+    """No pack, then a damaged pack: known faces are denied (never granted unchecked), with the reason."""
+    home = tmp_path / "h"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "buffalo_sc").symlink_to(models_dir / "buffalo_sc", target_is_directory=True)
+    photo = cv2.imread(str(SPOOF / "image_T1.jpg"))   # a live face: only the missing models refuse it
+    with App(home, engine=engine) as app:
+        enroll_files(app, "Live Person", [SPOOF / "image_T1.jpg"])
+        _door(app, "Front", "passive")
+        summary = watch(app, StillPhotoSource(photo, 12), door="Front", log_entries=False)
+        assert [(e.decision, e.reason) for e in summary.events] == [
+            ("denied", "not live: the liveness pack is not installed")]
+    pack = home / "models" / "minifasnet"
+    pack.mkdir()
+    for f in ("minifasnet_v2_2.7_80x80.onnx", "minifasnet_v1se_4.0_80x80.onnx"):
+        data = (models_dir / "minifasnet" / f).read_bytes()
+        (pack / f).write_bytes(data[:-10] + b"0123456789")   # same size, wrong bytes
+    with App(home, engine=engine) as app:
+        summary = watch(app, StillPhotoSource(photo, 12), door="Front", log_entries=False)
+        assert [(e.decision, e.reason) for e in summary.events] == [
+            ("denied", "not live: the liveness models could not be loaded")]
+
+
 def test_still_photo_never_passes_the_challenge(app):
     """A real camera photo of an enrolled person (the passive models call it live) held up and moved
     a little for 15 s: the head turn never happens, so the door never grants."""

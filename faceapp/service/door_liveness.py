@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 REASON_NOT_LIVE = "not live"
 REASON_NO_TURN = "not live: no head turn within {seconds:.0f} s"
 REASON_NO_PACK = "not live: the liveness pack is not installed"
+REASON_BROKEN = "not live: the liveness models could not be loaded"
 REASON_LEFT = "liveness not confirmed (left before the check finished)"
 PROMPT_CLOSER = "please come closer to the camera"
 PROMPT_CENTRE = "please step into the middle of the picture"
@@ -49,6 +50,8 @@ def is_liveness_denial(reason: str | None) -> bool:
     return bool(reason) and (reason.startswith(REASON_NOT_LIVE) or reason == REASON_LEFT)
 
 
+# After a damaged pack failed to load, how long before trying again.
+RETRY_SECONDS = 10.0
 # A held track not seen for this long is gone (the tracker drops tracks after 2 s without a face).
 GONE_SECONDS = 2.5
 
@@ -83,16 +86,22 @@ class LivenessGate:
         self.scored = 0          # faces the liveness models ran on in the last frame
         self.ms = 0.0            # time spent on liveness in the last frame
         self._mode = "off"
+        self._failed_at = -math.inf
+        self._broken = False     # the pack is there but would not load (damaged)
 
     def reset(self) -> None:
         """Forget every track (a camera change); held requests are dropped with them."""
         self._tracks.clear()
 
     def _scorer(self):
+        if time.monotonic() - self._failed_at < RETRY_SECONDS:
+            return None
         try:
             return self.app.liveness()
         except ModelError as exc:   # a damaged pack: the door stays closed and the log says why
             log.error("liveness models unusable: %s", exc)
+            self._failed_at = time.monotonic()   # not re-verified (and re-logged) on every frame
+            self._broken = True
             return None
 
     def apply(self, mode: str, image: np.ndarray, faces: tuple, detections: dict[int, Detection],
@@ -139,7 +148,8 @@ class LivenessGate:
                     no_pack = True
             if st.challenge is not None:
                 st.challenge.add(det.landmarks if det is not None else None, now)
-            st.verdict = GateVerdict(NOT_LIVE, "", math.nan, REASON_NO_PACK) if no_pack else self._verdict(st)
+            st.verdict = GateVerdict(NOT_LIVE, "", math.nan, REASON_BROKEN if self._broken else REASON_NO_PACK) \
+                if no_pack else self._verdict(st)
             shown.append(self._show(face, st.verdict))
         out: list[tuple[LogRequest, str | None]] = []
         for req in requests:
