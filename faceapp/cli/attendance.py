@@ -47,6 +47,8 @@ def register(sub) -> None:
                         "and gallery, files play in real time, and a camera that ends or fails leaves the others "
                         "running")
     p.add_argument("--seconds", type=_seconds, metavar="N", help="stop after N seconds")
+    p.add_argument("--grid", action="store_true",
+                   help="with --camera: show the cameras in a window, one tile per door (click one to enlarge)")
     p.add_argument("--json", action="store_true", help="print each event as one JSON object per line")
     p.add_argument("--no-log", action="store_true", help="print events but write nothing to the entry log")
     p.set_defaults(func=cmd_watch)
@@ -187,6 +189,10 @@ def _watch_cameras(args, show) -> int:
         cameras.insert(0, CameraSpec(args.source, args.door))
     with open_app(args) as app, SiteSync(app).running():
         station = Station(app, cameras, log_entries=not args.no_log)
+        if args.grid:
+            from faceapp.gui.camera_grid import run_grid
+
+            return run_grid(station)
         summaries = station.run(seconds=args.seconds, on_event=show)
     failed = 0
     for summary in summaries:

@@ -1,0 +1,160 @@
+"""A grid of this station's cameras: one tile per door with its picture, plates and status.
+
+The cameras run in one :class:`~faceapp.service.stations.Station` (one engine, one gallery, the
+fair scheduler); a plain worker thread calls ``Station.step`` and the grid pulls each camera's
+newest result on a timer, so the window never waits on inference. Clicking a tile enlarges it to
+the whole window; clicking it again (or Esc) returns to the grid.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+
+from faceapp.gui.live_view import LiveView
+from faceapp.service.stations import Station
+
+log = logging.getLogger(__name__)
+
+PULL_MS = 66   # ~15 fps display
+
+
+class StationRunner:
+    """Calls ``station.step()`` in its own thread until stopped (cooperatively)."""
+
+    def __init__(self, station: Station) -> None:
+        self.station = station
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="station recognition", daemon=True)
+
+    def start(self) -> None:
+        self.station.start()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and not self.station.finished:
+            try:
+                self.station.step(timeout=0.1)
+            except Exception:  # noqa: BLE001 - one bad frame must not end every door
+                log.exception("station step failed")
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5.0)
+        self.station.stop()
+
+
+class CameraTile(QFrame):
+    """One camera: a header (door, status, fps) above its live picture."""
+
+    clicked = Signal(int)
+
+    def __init__(self, index: int, door: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.index = index
+        self.door = door
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.header = QLabel(door)
+        self.header.setTextFormat(Qt.TextFormat.PlainText)
+        self.view = LiveView()
+        self.view.setMinimumSize(240, 150)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addWidget(self.view, 1)
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.button() == Qt.MouseButton.LeftButton:
+            self.clicked.emit(self.index)
+        super().mousePressEvent(event)
+
+
+class CameraGrid(QWidget):
+    """Tiles of a station's cameras, refreshed from the station on a timer."""
+
+    def __init__(self, station: Station, parent: QWidget | None = None, start: bool = True) -> None:
+        super().__init__(parent)
+        self.station = station
+        self.runner = StationRunner(station)
+        self.tiles = [CameraTile(i, door) for i, door in enumerate(station.doors)]
+        self._layout = QGridLayout(self)
+        cols = max(1, math.ceil(math.sqrt(len(self.tiles))))
+        for t in self.tiles:
+            self._layout.addWidget(t, t.index // cols, t.index % cols)
+            t.clicked.connect(self.toggle)
+        self.enlarged: int | None = None
+        self._shown: list[object] = [None] * len(self.tiles)
+        self._timer = QTimer(self)
+        self._timer.setInterval(PULL_MS)
+        self._timer.timeout.connect(self.refresh)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        self.runner.start()
+        self._timer.start()
+
+    def toggle(self, index: int) -> None:
+        """Enlarge camera ``index`` (hide the others), or return to the grid."""
+        self.enlarged = None if self.enlarged == index else index
+        for t in self.tiles:
+            t.setVisible(self.enlarged is None or t.index == self.enlarged)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if event.key() == Qt.Key.Key_Escape and self.enlarged is not None:
+            self.toggle(self.enlarged)
+        else:
+            super().keyPressEvent(event)
+
+    def status(self, index: int) -> str:
+        """The tile's status text: live with fps, ended, or the camera's error."""
+        feed = self.station.feeds[index]
+        if feed.state == "error":
+            return f"error: {feed.error}"
+        if feed.state == "starting":
+            return "connecting…"
+        frames = self.station.stats[index].frames
+        return f"ended · {frames} frames recognised" if feed.state == "ended" else f"live · {frames} frames recognised"
+
+    def refresh(self) -> None:
+        for t in self.tiles:
+            i = t.index
+            t.header.setText(f"{t.door} — {self.status(i)}")
+            result = self.station.last_results[i]
+            if result is not None and result is not self._shown[i]:
+                self._shown[i] = result
+                t.view.set_frame(result.image, result.faces, result.captured)
+            feed = self.station.feeds[i]
+            if feed.state == "error":
+                t.view.set_message(f"{t.door}: camera unavailable", dim=True)
+            elif feed.state == "ended" and feed.finished:
+                t.view.set_message("end of video", dim=True)
+
+    def stop(self) -> None:
+        self._timer.stop()
+        self.runner.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.stop()
+        super().closeEvent(event)
+
+
+def run_grid(station: Station) -> int:
+    """Show the grid of ``station``'s cameras in a window of its own until it is closed."""
+    from faceapp.gui.main import make_qapplication
+
+    qapp = make_qapplication()
+    grid = CameraGrid(station)
+    grid.setWindowTitle("faceapp — station cameras")
+    grid.resize(1280, 800)
+    grid.show()
+    try:
+        return qapp.exec()
+    finally:
+        grid.stop()

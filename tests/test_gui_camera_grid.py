@@ -1,0 +1,43 @@
+"""The station's camera grid (#16) under pytest-qt: one tile per door with its picture, plates and
+status, a missing camera shown as unavailable while the others run, click to enlarge and back."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from conftest import HAMILTON, person_photos
+from faceapp.gui.camera_grid import CameraGrid
+from faceapp.service import enroll
+from faceapp.service.stations import CameraSpec, Station
+
+pytestmark = pytest.mark.gui
+
+
+def test_grid_shows_each_door_and_enlarges_on_click(qtbot, app, tmp_path):
+    enroll.enroll_files(app, "Lin-Manuel Miranda", person_photos("face_recognition_examples", "Lin_Manuel_Miranda"))
+    station = Station(app, [CameraSpec(str(HAMILTON), "Main"), CameraSpec(str(tmp_path / "gone.mp4"), "Back")],
+                      log_entries=False)
+    grid = CameraGrid(station)
+    qtbot.addWidget(grid)
+    grid.resize(900, 500)
+    grid.show()
+    try:
+        main, back = grid.tiles
+        qtbot.waitUntil(lambda: main.view.image is not None and back.view.message is not None, timeout=120_000)
+        assert main.header.text().startswith("Main — live")
+        assert back.header.text().startswith("Back — error") and "not found" in back.header.text()
+        assert "unavailable" in back.view.message
+        # Faces get plates on the picture of the camera that sees them.
+        qtbot.waitUntil(lambda: bool(main.view.faces), timeout=120_000)
+        # Click enlarges one camera; clicking it again returns to the grid.
+        qtbot.mouseClick(main, Qt.MouseButton.LeftButton)
+        assert grid.enlarged == 0 and main.isVisible() and not back.isVisible()
+        qtbot.mouseClick(main, Qt.MouseButton.LeftButton)
+        assert grid.enlarged is None and main.isVisible() and back.isVisible()
+        qtbot.mouseClick(back, Qt.MouseButton.LeftButton)
+        qtbot.keyClick(grid, Qt.Key.Key_Escape)
+        assert grid.enlarged is None and main.isVisible()
+    finally:
+        grid.stop()
+    assert not any(f._thread.is_alive() for f in station.feeds)
