@@ -26,8 +26,8 @@ def test_grid_shows_each_door_and_enlarges_on_click(qtbot, app, tmp_path):
         main, back = grid.tiles
         qtbot.waitUntil(lambda: main.view.image is not None and back.view.message is not None, timeout=120_000)
         assert main.header.text().startswith("Main — live")
-        assert back.header.text().startswith("Back — error") and "not found" in back.header.text()
-        assert "unavailable" in back.view.message
+        assert back.header.text() == "Back — camera unavailable" and "not found" in back.header.toolTip()
+        assert "unavailable" in back.view.message and "not found" in back.view.message
         # Faces get plates on the picture of the camera that sees them.
         qtbot.waitUntil(lambda: bool(main.view.faces), timeout=120_000)
         # Click enlarges one camera; clicking it again returns to the grid.

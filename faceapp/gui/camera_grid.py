@@ -32,10 +32,15 @@ class StationRunner:
         self._thread = threading.Thread(target=self._run, name="station recognition", daemon=True)
 
     def start(self) -> None:
-        self.station.start()
         self._thread.start()
 
     def _run(self) -> None:
+        # Loading the models happens here too: the window shows at once and never waits on them.
+        try:
+            self.station.start()
+        except Exception:  # noqa: BLE001 - shown as the tiles' status; the window stays usable
+            log.exception("the station could not start")
+            return
         while not self._stop.is_set() and not self.station.finished:
             try:
                 self.station.step(timeout=0.1)
@@ -116,7 +121,7 @@ class CameraGrid(QWidget):
         """The tile's status text: live with fps, ended, or the camera's error."""
         feed = self.station.feeds[index]
         if feed.state == "error":
-            return f"error: {feed.error}"
+            return "camera unavailable"
         if feed.state == "starting":
             return "connecting…"
         frames = self.station.stats[index].frames
@@ -132,7 +137,9 @@ class CameraGrid(QWidget):
                 t.view.set_frame(result.image, result.faces, result.captured)
             feed = self.station.feeds[i]
             if feed.state == "error":
-                t.view.set_message(f"{t.door}: camera unavailable", dim=True)
+                # The header stays one short line (a long path would widen the whole column).
+                t.header.setToolTip(feed.error or "")
+                t.view.set_message(f"camera unavailable: {feed.error}", dim=True)
             elif feed.state == "ended" and feed.finished:
                 t.view.set_message("end of video", dim=True)
 
