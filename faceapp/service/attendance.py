@@ -190,6 +190,15 @@ class WatchSummary:
                 f"door '{self.door}'; {len(self.events)} entries: {counts} (stopped: {self.stopped_by})")
 
 
+def stop_reason(should_stop: Callable[[], bool] | None, seconds: float | None, t0: float) -> str | None:
+    """Why a watch loop started at monotonic ``t0`` must stop now ("stopped", "time"), or None."""
+    if should_stop is not None and should_stop():
+        return "stopped"
+    if seconds is not None and time.monotonic() - t0 >= seconds:
+        return "time"
+    return None
+
+
 def watch(app: App, source, door: str | None = None, seconds: float | None = None,
           on_event: Callable | None = None, should_stop: Callable[[], bool] | None = None,
           log_entries: bool = True) -> WatchSummary:
@@ -225,11 +234,9 @@ def watch(app: App, source, door: str | None = None, seconds: float | None = Non
     t0 = time.monotonic()
     try:
         while True:
-            if should_stop is not None and should_stop():
-                stopped_by = "stopped"
-                break
-            if seconds is not None and time.monotonic() - t0 >= seconds:
-                stopped_by = "time"
+            reason = stop_reason(should_stop, seconds, t0)
+            if reason:
+                stopped_by = reason
                 break
             frame = src.read()
             description = src.description

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 from faceapp.capture.sources import Frame, FrameSource, ResilientSource, SourceError, open_source
 from faceapp.core.errors import FaceAppError, ImageError
 from faceapp.service.app import App
-from faceapp.service.attendance import WatchSummary, resolve_door
+from faceapp.service.attendance import WatchSummary, resolve_door, stop_reason
 from faceapp.service.pipeline import FrameResult, Pipeline
 
 log = logging.getLogger(__name__)
@@ -227,11 +227,9 @@ class Station:
         stopped_by = "eof"
         try:
             while not self.finished:
-                if should_stop is not None and should_stop():
-                    stopped_by = "stopped"
-                    break
-                if seconds is not None and time.monotonic() - t0 >= seconds:
-                    stopped_by = "time"
+                reason = stop_reason(should_stop, seconds, t0)
+                if reason:
+                    stopped_by = reason
                     break
                 done = self.step()
                 if done is not None and on_event is not None:
