@@ -327,7 +327,8 @@ def test_reception_mode_hides_admin_controls(qtbot, app, hamilton):
     window.admin_gate.run_dialog = lambda dialog: QDialog.DialogCode.Accepted
     window.add_page("People", QLabel("people"))
     assert window.reception
-    assert window.windowState() & Qt.WindowState.WindowFullScreen
+    # The platform applies the state recorded before show() once the window is on screen.
+    qtbot.waitUntil(lambda: bool(window.windowState() & Qt.WindowState.WindowFullScreen), timeout=10_000)
     assert not window.menuBar().isVisible() and not window.admin_bar.isVisible()
     assert not window.tabs.tabBar().isVisible() and not window.statusBar().isVisible()
     assert not window.tabs.isTabEnabled(window.tabs.indexOf(window.page("People")))
@@ -339,7 +340,7 @@ def test_reception_mode_hides_admin_controls(qtbot, app, hamilton):
     assert not window.reception and window.menuBar().isVisible() and window.admin_bar.isVisible()
     assert window.tabs.isTabEnabled(window.tabs.indexOf(window.page("People")))
     assert not window.leave_button.isVisible()
-    assert not window.windowState() & Qt.WindowState.WindowFullScreen
+    qtbot.waitUntil(lambda: not window.windowState() & Qt.WindowState.WindowFullScreen, timeout=10_000)
 
     window.reception_action.trigger()  # Ctrl+Shift+R
     assert window.reception and app.settings.reception_mode is True
