@@ -121,10 +121,10 @@ def test_threshold_drag_while_locked_asks_once_about_the_released_value(qtbot, a
 def test_ctrl_l_locks_after_the_open_video_dialog_and_the_indicator_shows_it(qtbot, app, monkeypatch):
     window, gate = make_window(qtbot, app)
     indicator = window.lock_state.indicator
-    assert "Locked" in indicator.text()
+    assert indicator.text() == "Locked"
     gate.run_dialog = Script(type_password(PASSWORD))
     qtbot.mouseClick(indicator, Qt.MouseButton.LeftButton)  # click to unlock
-    assert gate.unlocked and "Unlocked" in indicator.text()
+    assert gate.unlocked and indicator.text().startswith("Admin unlocked (")
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (str(HAMILTON), "")))
     actions = {a.text(): a for a in window.camera_menu.actions()}
@@ -133,7 +133,7 @@ def test_ctrl_l_locks_after_the_open_video_dialog_and_the_indicator_shows_it(qtb
     activate(qtbot, window)  # as after any dialog closes
     focus = window.focusWidget() or window.threshold_slider
     qtbot.keyClick(focus, Qt.Key.Key_L, Qt.KeyboardModifier.ControlModifier)
-    assert not gate.unlocked and "Locked" in indicator.text()
+    assert not gate.unlocked and indicator.text() == "Locked"
     # Locked for real: the next slider move asks.
     gate.run_dialog = Script(cancel)
     window.threshold_slider.setFocus()

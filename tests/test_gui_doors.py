@@ -91,6 +91,10 @@ def test_doors_page_adds_renames_sets_hours_groups_and_removes(qtbot, app, monke
     assert app.settings.door == "Side door" and window.live.current_door == "Side door"
     assert window.door_indicator.text() == "Door: Side door" and audit(app, "window.door")[0].details
     assert window.door_indicator.choices() == ["Side door", "Stage door"]
+    gate.lock()  # choosing the window's door is an administrator action
+    gate.run_dialog = Script(cancel)
+    assert not window.door_indicator.choose("Stage door") and app.settings.door == "Side door"
+    gate.run_dialog = Script(type_password(PASSWORD))
     assert window.door_indicator.choose("Stage door") and window.door_indicator.text() == "Door: Stage door"
 
     page.select_door("Side door")

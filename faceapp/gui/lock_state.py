@@ -64,6 +64,7 @@ class LockState(QObject):
         self.indicator = QToolButton()
         self.indicator.setObjectName("lockIndicator")
         self.indicator.setAutoRaise(True)
+        # Words, not an emoji padlock: the fonts of a bare Linux desktop have no such glyph.
         self.indicator.setCursor(Qt.CursorShape.PointingHandCursor)
         self.indicator.clicked.connect(self.toggle)
         window.status.add_indicator(self.indicator)
@@ -109,8 +110,10 @@ class LockState(QObject):
     def update_indicator(self) -> None:
         if self.gate.unlocked:
             minutes = max(1, round(self.gate.remaining() / 60))
-            self.indicator.setText(f"🔓 Unlocked ({minutes} min)")
+            self.indicator.setText(f"Admin unlocked ({minutes} min)")
+            self.indicator.setStyleSheet("color: #b26a00; font-weight: bold;")
             self.indicator.setToolTip("Administrator actions are unlocked. Click or press Ctrl+L to lock.")
         else:
-            self.indicator.setText("🔒 Locked")
+            self.indicator.setText("Locked")
+            self.indicator.setStyleSheet("")
             self.indicator.setToolTip("Administrator actions need the password. Click to unlock.")
