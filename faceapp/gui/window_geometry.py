@@ -47,10 +47,13 @@ def place_window(window: QMainWindow, app: App) -> None:
     if not restored:
         size = QSize(min(DEFAULT_SIZE.width(), int(avail.width() * SCREEN_SHARE)),
                      min(DEFAULT_SIZE.height(), int(avail.height() * SCREEN_SHARE)))
+        # The pages' minimum size wins over the share of the screen (Qt would enlarge it anyway):
+        # centre what the window will really be, then keep it inside.
+        size = size.expandedTo(window.minimumSizeHint()).boundedTo(avail.size())
         window.resize(size)
         frame = QRect(0, 0, size.width(), size.height())
         frame.moveCenter(avail.center())
-        window.move(frame.topLeft())
+        window.move(fit_rect(frame, avail).topLeft())
         return
     if window.isMaximized() or window.isFullScreen():
         return
