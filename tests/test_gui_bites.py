@@ -194,3 +194,27 @@ def test_known_unknown_denied_and_pending_faces_have_their_own_colours(qtbot):
         kinds = _edge_kinds(image, box)
         assert kinds.get(colour, 0) >= 8, (colour, kinds)
         assert all(kinds.get(other, 0) <= 2 for other in boxes if other != colour), (colour, kinds)
+
+
+def test_the_threshold_bar_is_readable_with_the_application_stylesheet(qtbot, app):
+    """The bar's labels are light text meant for its dark background: both must be painted."""
+    from faceapp.gui.qt_env import load_stylesheet
+    from faceapp.gui.threshold_bar import ThresholdBar
+
+    style = load_stylesheet()
+    assert "adminBar" in style
+    from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+    window = QWidget()  # as in the main window: the bar is a child, the sheet is the application's
+    qtbot.addWidget(window)
+    window.setStyleSheet(style)
+    bar = ThresholdBar(app, allowed=lambda reason: True, is_locked=lambda: False, parent=window)
+    QVBoxLayout(window).addWidget(bar)
+    window.resize(900, 60)
+    window.show()
+    qtbot.waitExposed(window)
+    assert bar.label.text() == f"{app.threshold:.2f}"
+    image = window.grab().toImage()  # what the window shows where the bar is
+    at = bar.geometry().topLeft()
+    corner = image.pixelColor(at.x() + 2, at.y() + 2)
+    assert max(corner.red(), corner.green(), corner.blue()) < 80, corner.name()  # the dark bar

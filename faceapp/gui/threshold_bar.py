@@ -37,6 +37,9 @@ class ThresholdBar(QWidget):
         self._is_locked = is_locked
         self._asking = False
         self.setObjectName("adminBar")
+        # A QWidget subclass paints the stylesheet's dark background only with this attribute;
+        # without it the bar's light text sits on the light window background, unreadable.
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         bar = QHBoxLayout(self)
         bar.setContentsMargins(12, 6, 12, 6)
         title = QLabel("Match threshold", self)
