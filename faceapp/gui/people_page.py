@@ -39,7 +39,7 @@ from faceapp.gui.group_list import GroupList
 from faceapp.gui.import_dialog import ImportDialog, RecomputeDialog
 from faceapp.gui.qt_env import emit
 from faceapp.gui.widgets import BAD_COLOUR, thumbnail_icon
-from faceapp.service import enroll, templates
+from faceapp.service import enroll, privacy, templates
 from faceapp.service.app import App
 from faceapp.service.enroll import RemovalSummary
 
@@ -87,6 +87,19 @@ def ask_delete(parent: QWidget | None, summary: RemovalSummary) -> DeleteChoice 
     if box.clickedButton() is not delete:
         return None
     return DeleteChoice(remove_entries=check.isChecked())
+
+
+def ask_scrub(parent: QWidget | None, name: str, copies: int, folder: str) -> bool:
+    """After a deletion: offer to remove the person from the safety copies that still hold them
+    (kept before restores and upgrades). True to scrub them. Tests replace this."""
+    what = "1 safety copy" if copies == 1 else f"{copies} safety copies"
+    answer = QMessageBox.question(
+        parent, "Safety copies",
+        f"{what} of the database in {folder} still hold {name} (photos and templates).\n\n"
+        f"Remove {name} from {'it' if copies == 1 else 'them'} too? Otherwise they go when the copies "
+        f"reach their retention age.",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes)
+    return answer == QMessageBox.StandardButton.Yes
 
 
 class PersonEditDialog(QDialog):
@@ -467,12 +480,18 @@ class PeoplePage(QWidget):
         choice = ask_delete(self, summary)
         if choice is None:
             return False
+        holding = privacy.copies_holding(self.app, person)  # asked before: the copies are matched by name
         try:
             enroll.delete_person(self.app, person.id, remove_entries=choice.remove_entries)
         except FaceAppError as exc:
             QMessageBox.warning(self, "Not deleted", str(exc))
             return False
         self._changed()
+        if holding and ask_scrub(self, person.name, len(holding), str(holding[0].parent)):
+            try:
+                privacy.scrub_person_from_safety_copies(self.app, person, choice.remove_entries)
+            except FaceAppError as exc:
+                QMessageBox.warning(self, "Safety copies", str(exc))
         return True
 
     def export_data(self):
