@@ -25,11 +25,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import load_avg, write_results  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def make_clip(src: Path, out: Path, fps: float = 15.0) -> Path:
@@ -147,10 +146,7 @@ def main() -> int:
         fit = [s["cameras"] for s in scale if s["worst_p95_ms"] <= 250]
         res["cameras_within_p95_250ms"] = max(fit) if fit else 0
     res["load_avg_end"] = load_avg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {out}")
+    write_results(res, args.out)
     return 0
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_embeddings  # noqa: E402
+from results_io import load_avg, write_results  # noqa: E402
 
 from faceapp.core.matcher import Gallery  # noqa: E402
 from faceapp.core.search import IndexConfig, TemplateIndex  # noqa: E402
@@ -38,10 +39,6 @@ from faceapp.service.bench import cpu_name, peak_rss_mb  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PER_PERSON = 5
-
-
-def load_avg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -240,10 +237,7 @@ def main() -> int:
         print("load", res["sqlite_load"], flush=True)
     res["peak_rss_mb"] = round(peak_rss_mb(), 1)
     res["load_avg_end"] = load_avg()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {out}")
+    write_results(res, args.out)
     return 0
 
 

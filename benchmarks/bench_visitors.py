@@ -24,6 +24,7 @@ import os
 import platform
 import shutil
 import statistics
+import sys
 import tempfile
 import time
 import tracemalloc
@@ -31,6 +32,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import write_results  # noqa: E402
 
 from faceapp.service.app import App
 from faceapp.service.bench import cpu_name, peak_rss_mb
@@ -146,10 +150,7 @@ def main() -> int:
     result = {"cpu": cpu_name(), "python": platform.python_version(), "numpy": np.__version__,
               "load_average": [round(load_before[0], 1), round(os.getloadavg()[0], 1)],
               "grouping": grouping, "search": search, "peak_rss_mb": round(peak_rss_mb(), 1)}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"written to {out}")
+    write_results(result, args.out)
     return 0
 
 
