@@ -386,3 +386,19 @@ def test_offline_station_refuses_admin_changes_and_changes_nothing(tmp_path, mod
     cli(a, "site", "leave")
     assert not (a / "site.pgpass").exists()
     assert json.loads(cli(a, "site", "status", "--json").stdout)["site"] is None
+
+
+def test_restore_on_a_station_is_refused_and_changes_nothing(tmp_path, models_dir, pg_cluster, pg_db):
+    """A station's data comes from the site: a backup restored over it would silently end its
+    membership (and lose entries not yet uploaded). Refused with one line; it stays a station."""
+    a = make_home(tmp_path, "a", models_dir)
+    cli(a, "site", "create", pg_cluster.url(pg_db), "--import-local", "--station", "A")
+    cli(a, "door", "add", "Back door")
+    backup = tmp_path / "a.faceapp-backup"
+    cli(a, "backup", str(backup))
+    r = cli(a, "restore", str(backup), "--yes", check=False)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "station 'A'" in r.stderr and "faceapp site leave" in r.stderr and SUPERUSER_PASSWORD not in r.stderr
+    assert not (a / "backups").exists() or not list((a / "backups").glob("before-restore-*"))
+    assert json.loads(cli(a, "site", "status", "--json").stdout)["station"] == "A"
+    assert local(a, "SELECT name FROM doors") == [("Back door",)]

@@ -127,9 +127,27 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() == "yes"
 
 
+def _refuse_on_a_station(args, paths) -> None:
+    """A station's data comes from its site (and may hold entries not yet uploaded): restoring
+    a backup over it would silently end its membership and lose those entries."""
+    if not paths.db.exists():
+        return
+    try:
+        app = open_app(args)
+    except FaceAppError:
+        return  # a damaged database: restoring it is the fix its error names
+    with app:
+        link = app.store.site
+        if link is not None:
+            raise FaceAppError(f"this data folder is station '{link.station}' of the site {link.shown_url}: its data "
+                               f"comes from the site; restore the site's database (pg_restore), or leave the site "
+                               f"first (faceapp site leave)")
+
+
 def cmd_restore(args) -> int:
     paths = home_paths(args)
     info = read_backup_info(args.file)  # refuse a bad file before asking anything
+    _refuse_on_a_station(args, paths)
     if not args.yes and not _confirm(f"Replace the database in {paths.home} with {args.file} "
                                      f"({info.describe()})? A copy of the current one is kept."):
         print("nothing restored")
