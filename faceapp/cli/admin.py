@@ -133,7 +133,7 @@ def _refuse_on_a_station(args, paths) -> None:
     if not paths.db.exists():
         return
     try:
-        app = open_app(args)
+        app = open_app(args, sync=False)  # only asks whether it is a station: no network
     except FaceAppError:
         return  # a damaged database: restoring it is the fix its error names
     with app:

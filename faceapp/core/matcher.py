@@ -110,10 +110,6 @@ class Gallery:
         return replace(self, neg_embeddings=np.ascontiguousarray(l2_normalize(emb)), neg_person=pids)
 
     @property
-    def n_negatives(self) -> int:
-        return 0 if self.neg_person is None else int(self.neg_person.size)
-
-    @property
     def size(self) -> int:
         return int(self.row_person.size)
 

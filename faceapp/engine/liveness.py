@@ -46,9 +46,6 @@ REAL_INDEX = 1
 # Below this face side (pixels) the 80x80 crops are upscaled mush: the models were trained on
 # faces of ordinary webcam size, and their verdicts on thumbnails are noise.
 MIN_FACE_PX = 40.0
-# A face whose box is cut by the image edge by more than this share of its side is half a face.
-MAX_CUT_SHARE = 0.10
-
 
 @dataclass(frozen=True)
 class LivenessModelSpec:
