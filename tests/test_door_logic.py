@@ -210,15 +210,21 @@ def test_a_damaged_template_already_in_the_database_is_ignored_not_nearest(tmp_p
     from faceapp.store.db import Store
 
     rng = np.random.default_rng(6)
-    a, b = unit(rng.normal(size=512)), unit(rng.normal(size=512))
+    a, b, c, d, e = (unit(rng.normal(size=512)) for _ in range(5))
     with Store(tmp_path / "f.db") as s:
         pa = s.add_person("Ada", "m1", [_photo(a)])
         pb = s.add_person("Bob", "m1", [_photo(b)])
+        pc = s.add_person("Cy", "m1", [_photo(c)])
+        pd = s.add_person("Di", "m1", [_photo(d)])
+        pe = s.add_person("Ed", "m1", [_photo(e)])
         # As a hand edit or a half-synced copy would leave it: bypasses every write path.
-        s.conn.execute("UPDATE templates SET embedding = ? WHERE person_id = ?",
-                       (np.full(512, np.nan, np.float32).tobytes(), pb))
+        for pid, blob in ((pb, np.full(512, np.nan, np.float32).tobytes()),
+                          (pc, np.asarray(c[:511], np.float32).tobytes()),      # a value short
+                          (pd, np.asarray(2 * d, np.float32).tobytes())):       # not unit length
+            s.conn.execute("UPDATE templates SET embedding = ? WHERE person_id = ?", (blob, pid))
         g = s.gallery("m1")
-        assert list(g.person_ids) == [pa]
+        assert list(g.person_ids) == [pa, pe]
+        assert np.allclose(g.embeddings[1], e, atol=1e-6)
         [m] = g.identify(a[None, :], T)
         assert m.person_id == pa
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 
 from faceapp.core.errors import EmbeddingError, StoreError
-from faceapp.core.scale import check_embeddings
+from faceapp.core.scale import UNIT_TOLERANCE, check_embeddings
 
 
 def encode_png(image: np.ndarray) -> bytes:
@@ -45,3 +47,37 @@ def embedding_from_blob(data: bytes, dim: int | None = None) -> np.ndarray:
     if not isinstance(data, (bytes, bytearray, memoryview)) or len(data) % 4:
         raise EmbeddingError("a stored embedding is not a float32 vector")
     return check_embeddings(np.frombuffer(bytes(data), np.float32), dim)[0]
+
+
+def embeddings_from_blobs(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Many stored embeddings at once, checked like :func:`embedding_from_blob` but in a few
+    whole-array steps (a per-row check took 5 of the 7 minutes of loading 1M templates).
+
+    Returns (an (N, D) float32 matrix, a mask of the usable rows, {row: why} for the others);
+    D is the length most rows have, and rows of another length count as damaged. Unusable rows
+    are left as zeros in the matrix."""
+    n = len(blobs)
+    lengths = np.fromiter((len(b) if isinstance(b, (bytes, bytearray, memoryview)) else -1 for b in blobs),
+                          np.int64, n)
+    if n == 0:
+        return np.zeros((0, 0), np.float32), np.zeros(0, bool), {}
+    sizes, counts = np.unique(lengths, return_counts=True)
+    size = int(sizes[np.argmax(counts)])
+    if size <= 0 or size % 4:
+        return np.zeros((n, 0), np.float32), np.zeros(n, bool), dict.fromkeys(range(n), "not a float32 vector")
+    fits = lengths == size
+    filler = bytes(size)     # zeros: a row of another length then fails the unit-length check
+    joined = b"".join(blobs) if fits.all() else b"".join(b if ok else filler for b, ok in zip(blobs, fits))
+    x = np.frombuffer(joined, np.float32).reshape(n, size // 4)
+    with np.errstate(invalid="ignore", over="ignore"):
+        sq = np.einsum("ij,ij->i", x, x)      # a NaN or infinite value makes its row's sum so too
+        good = np.isfinite(sq) & (np.abs(np.sqrt(np.where(np.isfinite(sq), sq, 0.0)) - 1.0) <= UNIT_TOLERANCE)
+    why = {}
+    for i in np.flatnonzero(~good).tolist():
+        why[i] = ("not a float32 vector of the common length" if not fits[i] else
+                  "not finite (NaN or infinity)" if not np.isfinite(x[i]).all() else
+                  f"length {float(np.sqrt(sq[i])):.4g}, not 1")
+    if why:
+        x = x.copy()
+        x[~good] = 0.0
+    return x, good, why

@@ -15,7 +15,7 @@ from faceapp.core.errors import DuplicateError, EmbeddingError, NotFoundError
 from faceapp.core.matcher import Gallery
 from faceapp.core.types import Person
 from faceapp.store.audit import anonymise_person
-from faceapp.store.blobs import decode_blob, embedding_blob, embedding_from_blob, encode_png
+from faceapp.store.blobs import decode_blob, embedding_blob, embeddings_from_blobs, encode_png
 from faceapp.store.common import clean_name, opt_text, utc_now
 
 log = logging.getLogger(__name__)
@@ -276,14 +276,12 @@ def _usable_templates(rows: list) -> tuple[list, np.ndarray]:
     """The rows whose embedding (column 2) is a finite unit vector, and those
     embeddings. A damaged one (a hand-edited or half-synced database) is left out with a warning
     rather than making every face unknown."""
-    good, vectors = [], []
-    for r in rows:
-        try:
-            vectors.append(embedding_from_blob(r[2]))
-            good.append(r)
-        except EmbeddingError as exc:
-            log.warning("template %s of person %s is unusable and is ignored: %s", r[0], r[1], exc)
-    return good, (np.vstack(vectors) if vectors else np.zeros((0, 0), np.float32))
+    emb, good, why = embeddings_from_blobs([r[2] for r in rows])
+    if not why:
+        return rows, emb
+    for i, reason in why.items():
+        log.warning("template %s of person %s is unusable and is ignored: %s", rows[i][0], rows[i][1], reason)
+    return [r for r, ok in zip(rows, good.tolist()) if ok], emb[good]
 
 
 def _employee_id(value: str | None) -> str | None:
