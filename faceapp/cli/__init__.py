@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--home", metavar="DIR",
                         help="data folder (database, settings, models); default $FACEAPP_HOME or the user-data folder")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
-    parser.add_argument("--camera", metavar="SOURCE",
-                        help="webcam number, video file, RTSP/HTTP URL or folder of images (window only)")
+    parser.add_argument("--camera", metavar="SOURCE[=DOOR]", action="append",
+                        help="webcam number, video file, RTSP/HTTP URL or folder of images (window only); "
+                             "SOURCE=DOOR, repeatable: this station's door cameras, shown as a grid")
     parser.add_argument("--reception", action="store_true", help="start in full-screen reception mode")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -60,6 +60,10 @@ class Settings:
     alert_sound: bool = True           # a denied (or unknown) face rings the bell
     alert_unknown: bool = False        # unknown visitors raise an alert too, not only denied people
     window_geometry: str = ""  # the main window's last geometry (Qt saveGeometry, hex)
+    # This PC's door cameras, "SOURCE=DOOR" each (issue #16): with any, the Live page shows their
+    # grid instead of the one camera above. Local like `camera`: only the keys in
+    # store.migrations.SITE_SETTINGS are replicated to a site.
+    station_cameras: tuple[str, ...] = ()
 
     def threshold_for(self, model_id: str) -> float:
         """Threshold for a recognition model (its stored value, else the measured default)."""
@@ -77,6 +81,7 @@ class Settings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["providers"] = list(self.providers)
+        d["station_cameras"] = list(self.station_cameras)
         return d
 
     @classmethod
@@ -93,10 +98,39 @@ class Settings:
                 kwargs[f.name] = _coerce(value, default)
                 if f.name == "aggregate":
                     kwargs[f.name] = Aggregate.parse(kwargs[f.name]).value   # "knn" was removed
+                elif f.name == "station_cameras":
+                    kwargs[f.name] = _door_cameras(value)
             except (TypeError, ValueError):
                 log.warning("settings: ignoring invalid %s=%r", f.name, value)
                 kwargs.pop(f.name, None)
         return cls(**kwargs)
+
+
+def split_door_camera(text: str) -> tuple[str, str]:
+    """``SOURCE=DOOR`` -> (source, door), split at the last '=' (so a stream URL with a query string
+    works); ValueError with a one-line reason if either part is missing."""
+    source, sep, door = str(text).rpartition("=")
+    if not sep or not source.strip() or not door.strip():
+        raise ValueError(f"'{text}' is not SOURCE=DOOR (e.g. 0=Front, videos/lobby.mp4=Lobby)")
+    return source.strip(), " ".join(door.split())
+
+
+def _door_cameras(value: Any) -> tuple[str, ...]:
+    """The station_cameras setting: a list of SOURCE=DOOR texts; a bad entry is dropped (warned),
+    the others kept, so one typo does not take every door camera away."""
+    if not isinstance(value, (list, tuple)):
+        raise TypeError
+    kept = []
+    for text in value:
+        try:
+            if not isinstance(text, str):
+                raise ValueError(f"{text!r} is not a text")
+            source, door = split_door_camera(text)
+        except ValueError as exc:
+            log.warning("settings: ignoring a door camera: %s", exc)
+            continue
+        kept.append(f"{source}={door}")
+    return tuple(kept)
 
 
 def _coerce(value: Any, default: Any) -> Any:

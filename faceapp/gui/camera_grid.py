@@ -13,9 +13,10 @@ import math
 import threading
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from faceapp.gui.live_view import LiveView
+from faceapp.gui.status_bar import ElidedLabel
 from faceapp.service.stations import Station
 
 log = logging.getLogger(__name__)
@@ -24,22 +25,38 @@ PULL_MS = 66   # ~15 fps display
 
 
 class StationRunner:
-    """Calls ``station.step()`` in its own thread until stopped (cooperatively)."""
+    """Calls ``station.step()`` in its own thread until stopped (cooperatively).
+
+    ``models``: the pack's name once the models are loaded; ``error``: why the station could not
+    start (the models are missing or broken), else None."""
 
     def __init__(self, station: Station) -> None:
         self.station = station
+        self.models: str | None = None
+        self.error: str | None = None
         self._stop = threading.Event()
+        self._starting = threading.Lock()   # stop() never slips between the check and the start
         self._thread = threading.Thread(target=self._run, name="station recognition", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         # Loading the models happens here too: the window shows at once and never waits on them.
         try:
-            self.station.start()
-        except Exception:  # noqa: BLE001 - shown as the tiles' status; the window stays usable
+            models = self.station.app.engine.pack.name
+            with self._starting:
+                if self._stop.is_set():
+                    return   # closed while the models loaded: start no camera
+                self.station.start()
+            self.models = models
+        except Exception as exc:  # noqa: BLE001 - shown as the tiles' status; the window stays usable
             log.exception("the station could not start")
+            self.error = str(exc) or type(exc).__name__
             return
         while not self._stop.is_set() and not self.station.finished:
             try:
@@ -48,7 +65,8 @@ class StationRunner:
                 log.exception("station step failed")
 
     def stop(self) -> None:
-        self._stop.set()
+        with self._starting:
+            self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5.0)
         self.station.stop()
@@ -64,10 +82,10 @@ class CameraTile(QFrame):
         self.index = index
         self.door = door
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.header = QLabel(door)
-        self.header.setTextFormat(Qt.TextFormat.PlainText)
+        # Elided, never wider than the tile: a long door name or error must not widen the window.
+        self.header = ElidedLabel(door)
         self.view = LiveView()
-        self.view.setMinimumSize(240, 150)
+        self.view.setMinimumSize(160, 90)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
@@ -94,6 +112,8 @@ class CameraGrid(QWidget):
             self._layout.addWidget(t, t.index // cols, t.index % cols)
             t.clicked.connect(self.toggle)
         self.enlarged: int | None = None
+        self._corner: QWidget | None = None
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)   # Esc reaches the grid after a click
         self._shown: list[object] = [None] * len(self.tiles)
         self._timer = QTimer(self)
         self._timer.setInterval(PULL_MS)
@@ -110,6 +130,32 @@ class CameraGrid(QWidget):
         self.enlarged = None if self.enlarged == index else index
         for t in self.tiles:
             t.setVisible(self.enlarged is None or t.index == self.enlarged)
+        self.setFocus()
+
+    def set_large(self, large: bool) -> None:
+        """Reception mode: names readable from across the hall, in every tile."""
+        for t in self.tiles:
+            t.view.set_large(large)
+
+    def set_corner_widget(self, widget: QWidget | None) -> None:
+        """A small child widget kept in the bottom-right corner (the reception exit button)."""
+        self._corner = widget
+        if widget is not None:
+            widget.setParent(self)
+            self._place_corner()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._place_corner()
+
+    def _place_corner(self) -> None:
+        w = self._corner
+        if w is None:
+            return
+        w.adjustSize()
+        margin = 16
+        w.move(self.width() - w.width() - margin, self.height() - w.height() - margin)
+        w.raise_()
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.key() == Qt.Key.Key_Escape and self.enlarged is not None:
@@ -120,6 +166,10 @@ class CameraGrid(QWidget):
     def status(self, index: int) -> str:
         """The tile's status text: live with fps, ended, or the camera's error."""
         feed = self.station.feeds[index]
+        if self.runner.error is not None:
+            return "recognition is off"
+        if self.runner.models is None:
+            return "loading models…"
         if feed.state == "error":
             return "camera unavailable"
         if feed.state == "starting":
@@ -136,7 +186,9 @@ class CameraGrid(QWidget):
                 self._shown[i] = result
                 t.view.set_frame(result.image, result.faces, result.captured)
             feed = self.station.feeds[i]
-            if feed.state == "error":
+            if self.runner.error is not None:
+                t.view.set_message(f"Recognition is off: {self.runner.error}", dim=True)
+            elif feed.state == "error":
                 # The header stays one short line (a long path would widen the whole column).
                 t.header.setToolTip(feed.error or "")
                 t.view.set_message(f"camera unavailable: {feed.error}", dim=True)
@@ -155,11 +207,12 @@ class CameraGrid(QWidget):
 def run_grid(station: Station) -> int:
     """Show the grid of ``station``'s cameras in a window of its own until it is closed."""
     from faceapp.gui.main import make_qapplication
+    from faceapp.gui.window_geometry import size_to_screen
 
     qapp = make_qapplication()
     grid = CameraGrid(station)
     grid.setWindowTitle("faceapp — station cameras")
-    grid.resize(1280, 800)
+    size_to_screen(grid)
     grid.show()
     try:
         return qapp.exec()

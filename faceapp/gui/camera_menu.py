@@ -23,6 +23,7 @@ class CameraMenus(QObject):
         self.live = window.live
         mb = window.menuBar()
         cam = self.camera_menu = mb.addMenu("&Camera")
+        self.source_actions = []   # the one camera's sources (off while the door cameras show)
         for text, shortcut, slot in (
             ("&Webcam…", "", self.choose_webcam),
             ("Open &video file…", "Ctrl+O", self.choose_video),
@@ -34,6 +35,7 @@ class CameraMenus(QObject):
                 action.setShortcut(QKeySequence(shortcut))
             action.triggered.connect(window.guarded("change the camera", slot))
             window.add_admin_action(action)
+            self.source_actions.append(action)
         cam.addSeparator()
         self.loop_action = cam.addAction("&Loop video")
         self.loop_action.setCheckable(True)

@@ -67,6 +67,8 @@ class LiveController(QObject):
         self.capture_worker: CaptureWorker | None = None
         self.capture_thread: QThread | None = None
         self._retired: list[tuple[CaptureWorker, QThread]] = []  # stopped, maybe still finishing
+        self._retired_recognition: list[tuple[RecognitionWorker, QThread]] = []
+        self._suspended = False  # the Live page shows the station's door cameras instead
         self.recognition_worker: RecognitionWorker | None = None
         self.recognition_thread: QThread | None = None
         self._shown_frame_seq = -1
@@ -83,7 +85,10 @@ class LiveController(QObject):
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
-        """Start loading the models, the camera and the display timer (once)."""
+        """Start loading the models, the camera and the display timer (once, or after :meth:`suspend`)."""
+        if self._closing:
+            return
+        self._suspended = False
         if self.recognition_thread is None:
             self._start_recognition()
         if self.capture_thread is None:
@@ -129,6 +134,29 @@ class LiveController(QObject):
             worker.stop()
             self._retired.append((worker, thread))
 
+    def suspend(self) -> None:
+        """Stop the camera and recognition until :meth:`start` (the Live page shows the door cameras'
+        grid instead: two pipelines would halve the CPU of each). Does not wait: the threads end on
+        their own and :meth:`shutdown` joins them."""
+        self._suspended = True
+        self._timer.stop()
+        self._retire_capture()
+        worker, thread = self.recognition_worker, self.recognition_thread
+        self.recognition_worker = self.recognition_thread = None
+        self._retired_recognition = [(w, t) for w, t in self._retired_recognition if not t.isFinished()]
+        if worker is not None and thread is not None:
+            worker.stop()
+            self._retired_recognition.append((worker, thread))
+        self._frames.clear()
+        self._results.clear()
+        self._shown = None
+        self.view.set_frame(None)
+        self._latencies.clear()
+
+    @property
+    def suspended(self) -> bool:
+        return self._suspended
+
     @staticmethod
     def _join(thread: QThread, wait_ms: int) -> bool:
         if thread.wait(max(0, wait_ms)):
@@ -152,14 +180,19 @@ class LiveController(QObject):
             captures.append((self.capture_worker, self.capture_thread))
         for worker, _ in captures:
             worker.stop()
-        if self.recognition_worker is not None:
-            self.recognition_worker.stop()
+        recognitions = list(self._retired_recognition)
+        if self.recognition_worker is not None and self.recognition_thread is not None:
+            recognitions.append((self.recognition_worker, self.recognition_thread))
+        for rworker, _ in recognitions:
+            rworker.stop()
         deadline = time.monotonic() + CAPTURE_STOP_MS / 1000  # they stop in parallel: one deadline
         for _, thread in captures:
             self._join(thread, round((deadline - time.monotonic()) * 1000))
-        if self.recognition_thread is not None:
-            self._join(self.recognition_thread, RECOGNITION_STOP_MS)
+        deadline = time.monotonic() + RECOGNITION_STOP_MS / 1000
+        for _, thread in recognitions:
+            self._join(thread, round((deadline - time.monotonic()) * 1000))
         self._retired = []
+        self._retired_recognition = []
 
     # -- camera -----------------------------------------------------------------
     @property
@@ -181,7 +214,7 @@ class LiveController(QObject):
         self._latencies.clear()
         if remember and isinstance(spec, str):
             self.app.update_settings(camera=spec)
-        if not self._closing:
+        if not self._closing and not self._suspended:
             self._start_capture()
         self.cameraChanged.emit()
 

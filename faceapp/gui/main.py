@@ -12,14 +12,15 @@ log = logging.getLogger(__name__)
 
 
 def build_main_window(app, camera=None, reception: bool = False, log_entries: bool = True,
-                      start: bool = True):
+                      start: bool = True, cameras=None):
     """The main window for ``app`` with every page, its workers started (unless ``start`` is False).
 
     ``camera``: a ``--camera`` value (webcam number, file, folder, URL), a FrameSource or a
-    factory returning one; None uses the camera from the settings."""
+    factory returning one; None uses the camera from the settings. ``cameras``: door cameras
+    ("SOURCE=DOOR" texts) shown as a grid instead; None uses the settings' door cameras."""
     from faceapp.gui.main_window import MainWindow
 
-    window = MainWindow(app, camera=camera, reception=reception, log_entries=log_entries)
+    window = MainWindow(app, camera=camera, reception=reception, log_entries=log_entries, cameras=cameras)
     _add_optional_pages(window, app)
     if start:
         window.start()
@@ -40,6 +41,7 @@ def _add_optional_pages(window, app) -> None:
     from faceapp.gui.presence_page import install_presence_page; install_presence_page(window, app)  # noqa: E702
     from faceapp.gui.doors_page import install_doors_page; install_doors_page(window, app)  # noqa: E702
     from faceapp.gui.enroll_unknown import install_enroll_unknown; install_enroll_unknown(window, app)  # noqa: E702
+    from faceapp.gui.door_cameras_dialog import install_door_cameras; install_door_cameras(window, app)  # noqa: E702
     from faceapp.gui.calibration import install_calibration_action; install_calibration_action(window, app)  # noqa: E702
     from faceapp.gui.first_run import install_models_action; install_models_action(window, app)  # noqa: E702
     from faceapp.gui.about_notices import install_notices; install_notices(window)  # noqa: E702
@@ -84,7 +86,11 @@ def run_gui(args) -> int:
         from faceapp.gui.first_run import run_first_start
 
         run_first_start(app)  # no models yet: explain the packs and install one
-        window = build_main_window(app, camera=args.camera, reception=bool(args.reception), start=False)
+        from faceapp.gui.station_view import door_camera_args
+
+        camera, cameras = door_camera_args(app, args.camera)
+        window = build_main_window(app, camera=camera, cameras=cameras, reception=bool(args.reception),
+                                   start=False)
         window.show()
         # Workers start once the window is on screen: it appears at once, models load behind it.
         QTimer.singleShot(0, window.start)

@@ -29,6 +29,7 @@ from faceapp.gui.live_controller import CameraSpec, LiveController
 from faceapp.gui.live_view import LiveView
 from faceapp.gui.qt_env import app_icon, guard_pyside_refcount_bug
 from faceapp.gui.reception import ReceptionMode
+from faceapp.gui.station_view import StationView
 from faceapp.gui.status_bar import StatusBar
 from faceapp.gui.threshold_bar import ThresholdBar
 from faceapp.gui.window_geometry import place_window, remember_geometry
@@ -46,7 +47,8 @@ class MainWindow(QMainWindow):
     pageAdded = Signal(object, bool)  # widget, admin
 
     def __init__(self, app: App, camera: CameraSpec | None = None, reception: bool = False,
-                 log_entries: bool = True, door: str | None = None, parent: QWidget | None = None) -> None:
+                 log_entries: bool = True, door: str | None = None, parent: QWidget | None = None,
+                 cameras: tuple[str, ...] | None = None) -> None:
         super().__init__(parent)
         guard_pyside_refcount_bug()  # in the GUI thread, before any worker runs
         self.app = app
@@ -90,6 +92,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self)
         self.live.modelsStateChanged.connect(self.status.set_models)
         self.live.statusTick.connect(self._update_status)
+        self.stations = StationView(self, cameras)  # door cameras: their grid replaces the one view
 
         place_window(self, app)
         if reception or app.settings.reception_mode:
@@ -154,13 +157,14 @@ class MainWindow(QMainWindow):
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
-        """Start loading the models, the camera and the display timer (call once, after building)."""
-        self.live.start()
+        """Start loading the models, the camera(s) and the display timer (call once, after building)."""
+        self.stations.start()
 
     def shutdown(self) -> None:
         """Save a pending threshold, stop both workers (bounded wait). Idempotent."""
         if not self.live.closing:
             self.threshold_bar.save_pending()
+        self.stations.shutdown()
         self.live.shutdown()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt API

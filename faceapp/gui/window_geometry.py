@@ -9,7 +9,7 @@ import sqlite3
 
 from PySide6.QtCore import QByteArray, QRect, QSize
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QMainWindow, QWidget
 
 from faceapp.core.errors import FaceAppError
 from faceapp.service.app import App
@@ -29,9 +29,23 @@ def fit_rect(wanted: QRect, available: QRect) -> QRect:
     return QRect(x, y, w, h)
 
 
-def _available(window: QMainWindow) -> QRect:
+def _available(window: QWidget) -> QRect:
     screen = window.screen() or QGuiApplication.primaryScreen()
     return screen.availableGeometry() if screen is not None else QRect(0, 0, DEFAULT_SIZE.width(), DEFAULT_SIZE.height())
+
+
+def size_to_screen(window: QWidget) -> None:
+    """A default size (at most a share of the available screen), centred on the screen."""
+    avail = _available(window)
+    size = QSize(min(DEFAULT_SIZE.width(), int(avail.width() * SCREEN_SHARE)),
+                 min(DEFAULT_SIZE.height(), int(avail.height() * SCREEN_SHARE)))
+    # The widgets' minimum size wins over the share of the screen (Qt would enlarge it anyway):
+    # centre what the window will really be, then keep it inside.
+    size = size.expandedTo(window.minimumSizeHint()).boundedTo(avail.size())
+    window.resize(size)
+    frame = QRect(0, 0, size.width(), size.height())
+    frame.moveCenter(avail.center())
+    window.move(fit_rect(frame, avail).topLeft())
 
 
 def place_window(window: QMainWindow, app: App) -> None:
@@ -45,15 +59,7 @@ def place_window(window: QMainWindow, app: App) -> None:
         except (UnicodeEncodeError, ValueError):
             restored = False
     if not restored:
-        size = QSize(min(DEFAULT_SIZE.width(), int(avail.width() * SCREEN_SHARE)),
-                     min(DEFAULT_SIZE.height(), int(avail.height() * SCREEN_SHARE)))
-        # The pages' minimum size wins over the share of the screen (Qt would enlarge it anyway):
-        # centre what the window will really be, then keep it inside.
-        size = size.expandedTo(window.minimumSizeHint()).boundedTo(avail.size())
-        window.resize(size)
-        frame = QRect(0, 0, size.width(), size.height())
-        frame.moveCenter(avail.center())
-        window.move(fit_rect(frame, avail).topLeft())
+        size_to_screen(window)
         return
     if window.isMaximized() or window.isFullScreen():
         return

@@ -24,7 +24,7 @@ from faceapp.core.fsutil import (
 )
 from faceapp.core.matcher import Gallery
 from faceapp.core.redact import MASK, has_secret, redact_url
-from faceapp.core.settings import Settings
+from faceapp.core.settings import Settings, split_door_camera
 from faceapp.engine.catalog import LIVENESS_PACK, get_pack
 from faceapp.engine.engine import EngineConfig, FaceEngine
 from faceapp.engine.installer import verify_pack
@@ -191,6 +191,9 @@ class App:
         if has_secret(settings.camera):
             self._remember_camera_secret(settings.camera)
             settings = replace(settings, camera=redact_url(settings.camera))
+        if any(has_secret(c) for c in settings.station_cameras):
+            settings = replace(settings, station_cameras=tuple(
+                self._redacted_door_camera(c) for c in settings.station_cameras))
         pack_changed = settings.pack != self._settings.pack
         self.store.save_settings(settings)
         self._settings = settings
@@ -203,6 +206,13 @@ class App:
         address saved by :meth:`save_settings` comes back with its secret."""
         spec = self._settings.camera if spec is None else spec
         return self._camera_secrets().get(spec, spec) if isinstance(spec, str) and MASK in spec else spec
+
+    def _redacted_door_camera(self, text: str) -> str:
+        source, door = split_door_camera(text)
+        if not has_secret(source):
+            return text
+        self._remember_camera_secret(source)
+        return f"{redact_url(source)}={door}"
 
     def _camera_secrets(self) -> dict[str, str]:
         try:

@@ -19,6 +19,7 @@ from typing import Callable, Sequence
 
 from faceapp.capture.sources import Frame, FrameSource, ResilientSource, SourceError, open_source
 from faceapp.core.errors import FaceAppError, ImageError
+from faceapp.core.settings import split_door_camera
 from faceapp.service.app import App
 from faceapp.service.attendance import WatchSummary, resolve_door, stop_reason
 from faceapp.service.pipeline import FrameResult, Pipeline
@@ -37,11 +38,8 @@ class CameraSpec:
 
     @classmethod
     def parse(cls, text: str) -> CameraSpec:
-        """``SOURCE=DOOR`` (split at the last '=', so URLs with query strings work) or ``SOURCE``."""
-        source, sep, door = str(text).rpartition("=")
-        if not sep or not source.strip() or not door.strip():
-            raise ValueError(f"'{text}' is not SOURCE=DOOR (e.g. 0=Front, videos/lobby.mp4=Lobby)")
-        return cls(source.strip(), " ".join(door.split()))
+        """``SOURCE=DOOR``, split at the last '=' (so URLs with query strings work)."""
+        return cls(*split_door_camera(text))
 
 
 class CameraFeed:
@@ -218,6 +216,18 @@ class Station:
         stats.events.extend(result.events)
         self.last_results[i] = result
         return i, result
+
+    def take_events(self) -> list:
+        """The entries logged since the last call, every camera's, oldest camera first; they are
+        dropped from ``stats[i].events`` (a window that runs for days must not hoard them).
+        Safe from another thread than :meth:`step`'s: only the already-seen head is cut."""
+        out = []
+        for s in self.stats:
+            n = len(s.events)
+            if n:
+                out.extend(s.events[:n])
+                del s.events[:n]
+        return out
 
     def run(self, seconds: float | None = None, should_stop: Callable[[], bool] | None = None,
             on_event: Callable | None = None) -> list[WatchSummary]:
