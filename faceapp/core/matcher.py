@@ -81,8 +81,9 @@ class Gallery:
             raise ValueError("one person id per embedding row is required")
         tids = (np.arange(pids.size, dtype=np.int64) if template_ids is None
                 else np.asarray(template_ids, dtype=np.int64).reshape(-1))
-        order = np.argsort(pids, kind="stable")
-        pids, emb, tids = pids[order], emb[order], tids[order]
+        if pids.size > 1 and not (pids[1:] >= pids[:-1]).all():   # the store usually gives them grouped
+            order = np.argsort(pids, kind="stable")
+            pids, emb, tids = pids[order], emb[order], tids[order]
         if pids.size:
             first = np.flatnonzero(np.r_[True, pids[1:] != pids[:-1]])
         else:

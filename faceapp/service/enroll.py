@@ -310,9 +310,10 @@ def enrolled_gallery(app: App) -> Gallery:
     """Templates of the active model of every enrolled person, deactivated ones included.
 
     The duplicate checks below load it themselves; a caller running several of them on one
-    save loads it once and passes it to each."""
-    pack = get_pack(app.settings.pack)
-    return app.store.gallery(app.model_id, active_only=False, dim=pack.embedding_dim)
+    save loads it once and passes it to each. It is the app's cached gallery (brought up to date
+    by the store's revision, appended to rather than re-read, indexed at scale), without the
+    visitor negatives: those steer door decisions, not "is this person enrolled already"."""
+    return replace(app.gallery(include_inactive=True), neg_embeddings=None, neg_person=None)
 
 
 def find_duplicates(app: App, embeddings: np.ndarray, exclude_person: int | None = None,

@@ -95,16 +95,16 @@ class GalleryLoader:
         last_person = int(previous.person_ids[-1]) if previous.n_people else -1
         if any(int(r["person_id"]) <= last_person for r in rows):
             return None          # a photo for someone already in the gallery: rows must be regrouped
-        people = self.store.query("SELECT id, name, active FROM people")
-        names = {int(r["id"]): r["name"] for r in people if r["active"] or not self.active_only}
-        if any(int(p) not in names for p in previous.person_ids):
+        people = self.store.query_rows("SELECT id, name, active FROM people")
+        names = {pid: name for pid, name, act in people if act or not self.active_only}
+        if any(p not in names for p in previous.person_ids.tolist()):
             return None          # someone was deactivated
-        inactive = frozenset(int(r["id"]) for r in people if not r["active"]) if not self.active_only else frozenset()
+        inactive = frozenset(pid for pid, _, act in people if not act) if not self.active_only else frozenset()
         try:
             emb = np.vstack([embedding_from_blob(r["embedding"]) for r in rows]) if rows else None
         except EmbeddingError:
             return None          # the full load leaves the damaged one out, with a warning
-        keep = {int(p) for p in previous.person_ids} | {int(r["person_id"]) for r in rows}
+        keep = set(previous.person_ids.tolist()) | {int(r["person_id"]) for r in rows}
         names = {p: n for p, n in names.items() if p in keep}
         inactive = frozenset(p for p in inactive if p in keep)
         if emb is None:
