@@ -114,6 +114,8 @@ class CameraGrid(QWidget):
         self.enlarged: int | None = None
         self._corner: QWidget | None = None
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)   # Esc reaches the grid after a click
+        self.setObjectName("cameraGrid")
+        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
         self._shown: list[object] = [None] * len(self.tiles)
         self._timer = QTimer(self)
         self._timer.setInterval(PULL_MS)
@@ -133,7 +135,9 @@ class CameraGrid(QWidget):
         self.setFocus()
 
     def set_large(self, large: bool) -> None:
-        """Reception mode: names readable from across the hall, in every tile."""
+        """Reception mode: names readable from across the hall, in every tile, on a dark screen."""
+        self.setStyleSheet("QWidget#cameraGrid { background: #15181b; } QWidget#cameraGrid QLabel "
+                           "{ color: #e8e8e8; font-size: 15pt; }" if large else "")
         for t in self.tiles:
             t.view.set_large(large)
 

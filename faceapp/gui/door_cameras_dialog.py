@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -76,7 +78,9 @@ def check_door_camera(kind: str, source: str, door: str, doors: Sequence[str]) -
 class DoorCamerasDialog(QDialog):
     """Lists the door cameras; add one (source kind, source, door) or remove the selected one."""
 
-    def __init__(self, app: App, parent: QWidget | None = None) -> None:
+    def __init__(self, app: App, parent: QWidget | None = None, cameras: Sequence[str] | None = None,
+                 note: str = "") -> None:
+        """``cameras``: the list to start from (default: the setting's); ``note``: a line above it."""
         super().__init__(parent)
         self.app = app
         self.setWindowTitle("Door cameras")
@@ -86,10 +90,16 @@ class DoorCamerasDialog(QDialog):
                        "(click one to enlarge); with none, the one camera of the Camera menu.", self)
         intro.setWordWrap(True)
         layout.addWidget(intro)
+        if note:
+            note_label = QLabel(note, self)
+            note_label.setWordWrap(True)
+            layout.addWidget(note_label)
         self.list = QListWidget(self)
         self.list.setObjectName("doorCameras")
-        for text in app.settings.station_cameras:
-            self.list.addItem(text)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)   # a long path keeps its file name
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        for text in (app.settings.station_cameras if cameras is None else cameras):
+            self._add_item(text)
         layout.addWidget(self.list, 1)
         self.remove_button = QPushButton("&Remove", self)
         self.remove_button.clicked.connect(lambda *_: self.remove_selected())
@@ -132,9 +142,23 @@ class DoorCamerasDialog(QDialog):
         layout.addWidget(buttons)
         self._kind_changed(self.kind.currentText())
         self._update_buttons()
+        self.resize(self.sizeHint().expandedTo(QSize(620, 440)))
 
     def cameras(self) -> tuple[str, ...]:
-        return tuple(self.list.item(i).text() for i in range(self.list.count()))
+        """The listed door cameras, "SOURCE=DOOR" each."""
+        return tuple(self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count()))
+
+    def _add_item(self, text: str) -> None:
+        # Shown door first: a long file path must not hide which door a camera guards.
+        try:
+            source, door = split_door_camera(text)
+            shown = f"{door}  ←  {source}"
+        except ValueError:
+            shown = text
+        item = QListWidgetItem(shown)
+        item.setData(Qt.ItemDataRole.UserRole, text)
+        item.setToolTip(text)
+        self.list.addItem(item)
 
     def _kind_changed(self, kind: str) -> None:
         self.browse_button.setVisible(kind == "Video file")
@@ -160,7 +184,7 @@ class DoorCamerasDialog(QDialog):
         except ValueError as exc:
             self.message.setText(str(exc))
             return False
-        self.list.addItem(text)
+        self._add_item(text)
         self.source.clear()
         self.message.clear()
         return True
@@ -207,7 +231,11 @@ class DoorCamerasAction:
 
     def open(self) -> bool:
         """The dialog; True if a new list was saved (and shown)."""
-        dialog = DoorCamerasDialog(self.app, self.window)
+        stations = self.window.stations
+        from_command_line = stations.cameras() != self.app.settings.station_cameras
+        dialog = DoorCamerasDialog(self.app, self.window, cameras=stations.cameras(), note=(
+            "These door cameras were given on the command line; Save keeps them for this PC." if from_command_line
+            else ""))
         try:
             saved = self.run_dialog(dialog) == QDialog.DialogCode.Accepted
         finally:

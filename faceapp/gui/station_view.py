@@ -143,7 +143,6 @@ class StationView(QObject):
         for pipeline in station.pipelines:
             pipeline.threshold = w.threshold_bar.value
         grid = CameraGrid(station, w.live_page, start=False)
-        grid.setObjectName("stationGrid")
         w.live_layout.insertWidget(w.live_layout.indexOf(w.view), grid, 1)
         w.view.hide()
         grid.set_corner_widget(w.leave_button)
@@ -155,7 +154,7 @@ class StationView(QObject):
         self._timer.start()
         self.tick()
 
-    def _stop_grid(self) -> None:
+    def _stop_grid(self, restore: bool = True) -> None:
         grid = self.grid
         if grid is None:
             return
@@ -163,6 +162,8 @@ class StationView(QObject):
         grid.stop()
         self.grid = None
         self._forward_events(grid.station)
+        if not restore:   # the window is closing: nothing to show again
+            return
         w = self.window
         w.view.set_corner_widget(w.leave_button)
         w.leave_button.setVisible(w.reception)
@@ -174,7 +175,7 @@ class StationView(QObject):
 
     def shutdown(self) -> None:
         """Stop the station (cooperatively, bounded waits). Idempotent."""
-        self._stop_grid()
+        self._stop_grid(restore=False)
 
     # -- the rest of the window ---------------------------------------------------------------
     def _sync_actions(self) -> None:
@@ -182,6 +183,9 @@ class StationView(QObject):
         on = not self.window.reception and self.grid is None
         for action in self.window.camera_menus.source_actions:
             action.setEnabled(on)
+        indicator = getattr(self.window, "door_indicator", None)   # "Door: X" is the single view's
+        if indicator is not None:
+            indicator.setVisible(self.grid is None)
 
     def _on_reception(self, on: bool) -> None:
         if self.grid is not None:
