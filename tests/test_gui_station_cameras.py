@@ -227,3 +227,26 @@ def test_door_cameras_action_asks_for_the_password(qtbot, app, monkeypatch):
     assert not action.isEnabled()
     window.set_reception_mode(False, save=False)
     window.shutdown()
+
+
+def test_a_door_camera_password_stays_out_of_the_settings_and_audit(app):
+    url = "rtsp://guard:s3cret-pw@10.0.0.7/stream1"
+    app.update_settings(station_cameras=(f"{url}=Front", "0=Back"))
+    stored = app.store.load_settings().station_cameras
+    assert stored[1] == "0=Back" and "s3cret-pw" not in stored[0] and stored[0].endswith("=Front")
+    assert "s3cret-pw" not in str(app.store.query("SELECT details FROM audit"))
+    source = stored[0].rpartition("=")[0]
+    assert app.camera_spec(source) == url   # the window opens the real address
+
+
+def test_long_door_names_do_not_widen_the_grid(qtbot, app, tmp_path):
+    from faceapp.service.stations import CameraSpec, Station
+
+    long_door = "The loading dock behind the north warehouse, second gate on the left " * 3
+    station = Station(app, [CameraSpec(str(tmp_path / f"cam{i}.mp4"), f"{long_door}{i}") for i in range(4)],
+                      log_entries=False)
+    grid = CameraGrid(station, start=False)
+    qtbot.addWidget(grid)
+    grid.refresh()
+    assert grid.tiles[0].header.text().startswith("The loading dock")
+    assert grid.minimumSizeHint().width() < 600   # the headers elide; tiles shrink to 160 px pictures
