@@ -250,3 +250,23 @@ def test_long_door_names_do_not_widen_the_grid(qtbot, app, tmp_path):
     grid.refresh()
     assert grid.tiles[0].header.text().startswith("The loading dock")
     assert grid.minimumSizeHint().width() < 600   # the headers elide; tiles shrink to 160 px pictures
+
+
+def test_a_door_camera_of_a_removed_door_is_left_out(qtbot, app, tmp_path):
+    doors = AttendanceStore(app.store)
+    doors.add_door("Front")
+    doors.add_door("Side")
+    doors.add_door("Other")   # with no door at all any name goes (as for `faceapp watch`)
+    app.update_settings(station_cameras=(f"{HAMILTON}=Front", f"{tmp_path / 'x.mp4'}=Side"))
+    doors.remove_door("Side")
+    window = open_window(qtbot, app)
+    grid = grid_of(window)
+    assert [t.door for t in grid.tiles] == ["Front"]
+    qtbot.waitUntil(lambda: "left out" in window.source_label.text(), timeout=WAIT)
+    assert "no door called 'Side'" in window.source_label.text()
+    doors.remove_door("Front")   # now none is left: the single view, and a line saying why
+    window.stations.apply()
+    assert window.stations.grid is None and window.live.capture_thread is not None
+    assert "Door cameras left out" in window.statusBar().currentMessage()
+    window.close()
+    assert not station_threads()

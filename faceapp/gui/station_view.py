@@ -128,6 +128,8 @@ class StationView(QObject):
             self._start_grid(specs)
         else:
             self.window.live.start()
+            if self.skipped:   # the grid's status line would say it; the single view's says the source
+                self.window.statusBar().showMessage(f"Door cameras left out: {'; '.join(self.skipped)}", 30_000)
         self._sync_actions()
         self.modeChanged.emit(self.grid is not None)
 
