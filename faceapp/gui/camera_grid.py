@@ -15,7 +15,7 @@ import threading
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
-from faceapp.gui.live_view import LiveView
+from faceapp.gui.live_view import LiveView, place_in_corner
 from faceapp.gui.status_bar import ElidedLabel
 from faceapp.service.stations import Station
 
@@ -153,13 +153,7 @@ class CameraGrid(QWidget):
         self._place_corner()
 
     def _place_corner(self) -> None:
-        w = self._corner
-        if w is None:
-            return
-        w.adjustSize()
-        margin = 16
-        w.move(self.width() - w.width() - margin, self.height() - w.height() - margin)
-        w.raise_()
+        place_in_corner(self, self._corner, 16)
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt's name
         if event.key() == Qt.Key.Key_Escape and self.enlarged is not None:

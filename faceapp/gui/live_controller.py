@@ -42,6 +42,15 @@ def source_factory(spec: CameraSpec, loop: bool) -> Callable[[], FrameSource]:
     return lambda: source
 
 
+def _retire(worker, thread: QThread | None, retired: list) -> list:
+    """Ask ``worker`` to stop without waiting; the still running of ``retired`` plus this one."""
+    kept = [(w, t) for w, t in retired if not t.isFinished()]
+    if worker is not None and thread is not None:
+        worker.stop()
+        kept.append((worker, thread))
+    return kept
+
+
 class LiveController(QObject):
     """Runs the camera and recognition workers for one LiveView (see the module docstring)."""
 
@@ -127,12 +136,8 @@ class LiveController(QObject):
     def _retire_capture(self) -> None:
         """Stop the current capture worker without waiting: its thread releases the camera and
         ends on its own (a stream read can block for seconds; the GUI must not)."""
-        worker, thread = self.capture_worker, self.capture_thread
+        self._retired = _retire(self.capture_worker, self.capture_thread, self._retired)
         self.capture_worker = self.capture_thread = None
-        self._retired = [(w, t) for w, t in self._retired if not t.isFinished()]
-        if worker is not None and thread is not None:
-            worker.stop()
-            self._retired.append((worker, thread))
 
     def suspend(self) -> None:
         """Stop the camera and recognition until :meth:`start` (the Live page shows the door cameras'
@@ -141,12 +146,9 @@ class LiveController(QObject):
         self._suspended = True
         self._timer.stop()
         self._retire_capture()
-        worker, thread = self.recognition_worker, self.recognition_thread
+        self._retired_recognition = _retire(self.recognition_worker, self.recognition_thread,
+                                            self._retired_recognition)
         self.recognition_worker = self.recognition_thread = None
-        self._retired_recognition = [(w, t) for w, t in self._retired_recognition if not t.isFinished()]
-        if worker is not None and thread is not None:
-            worker.stop()
-            self._retired_recognition.append((worker, thread))
         self._frames.clear()
         self._results.clear()
         self._shown = None

@@ -377,6 +377,15 @@ def _draw_message(p: QPainter, area: QRectF, text: str, px: float, background: Q
     p.drawText(plate.adjusted(pad, 0, -pad, 0), _MESSAGE_FLAGS, text)
 
 
+def place_in_corner(parent: QWidget, widget: QWidget | None, margin: int) -> None:
+    """Put ``widget`` (a child of ``parent``, at its own size) in ``parent``'s bottom-right corner."""
+    if widget is None:
+        return
+    widget.adjustSize()
+    widget.move(parent.width() - widget.width() - margin, parent.height() - widget.height() - margin)
+    widget.raise_()
+
+
 class LiveView(QWidget):
     """Shows one frame with its faces, plus an optional centre message and top banner."""
 
@@ -491,13 +500,7 @@ class LiveView(QWidget):
         self._place_corner()
 
     def _place_corner(self) -> None:
-        w = self._corner
-        if w is None:
-            return
-        w.adjustSize()
-        margin = 8
-        w.move(self.width() - w.width() - margin, self.height() - w.height() - margin)
-        w.raise_()
+        place_in_corner(self, self._corner, 8)
 
     # -- painting ---------------------------------------------------------------
     def paintEvent(self, event: QPaintEvent) -> None:
