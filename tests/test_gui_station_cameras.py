@@ -84,7 +84,17 @@ def test_camera_arguments_of_the_window(app):
         door_camera_args(app, ["0=Front", "1=Back"])
 
 
-def test_main_window_shows_the_door_cameras_grid(qtbot, app, tmp_path):
+def test_main_window_shows_the_door_cameras_grid(qtbot, app, tmp_path, monkeypatch):
+    from faceapp.service import stations
+
+    built_in = []   # the threads the door pipelines are built in (the gallery loads there)
+
+    class Pipeline(stations.Pipeline):
+        def __init__(self, *a, **kw) -> None:
+            built_in.append(threading.current_thread().name)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(stations, "Pipeline", Pipeline)
     enroll.enroll_files(app, "Lin-Manuel Miranda", person_photos("face_recognition_examples", "Lin_Manuel_Miranda"))
     app.update_settings(station_cameras=(f"{HAMILTON}=Main", f"{tmp_path / 'gone.mp4'}=Back"))
     window = open_window(qtbot, app, start=False)
@@ -102,6 +112,7 @@ def test_main_window_shows_the_door_cameras_grid(qtbot, app, tmp_path):
     assert back.header.text() == "Back — camera unavailable"
     assert "unavailable" in back.view.message and "not found" in back.view.message
     qtbot.waitUntil(lambda: bool(main.view.faces), timeout=WAIT)   # plates on the clip's picture
+    assert built_in == ["station recognition"] * 2   # never in the GUI thread
     seen: set[str] = set()
     qtbot.waitUntil(lambda: seen.update(main.view.last_labels) or any(t.startswith("Lin-Manuel Miranda") for t in seen),
                     timeout=WAIT)

@@ -49,6 +49,7 @@ class StationRunner:
         # Loading the models happens here too: the window shows at once and never waits on them.
         try:
             models = self.station.app.engine.pack.name
+            self.station.prepare()   # the gallery, the retention purge: before the lock stop() takes
             with self._starting:
                 if self._stop.is_set():
                     return   # closed while the models loaded: start no camera

@@ -142,8 +142,7 @@ class StationView(QObject):
     def _start_grid(self, specs: tuple[CameraSpec, ...]) -> None:
         w = self.window
         station = Station(self.app, specs, log_entries=w.live.log_entries, loop=self.app.settings.loop_video)
-        for pipeline in station.pipelines:
-            pipeline.threshold = w.threshold_bar.value
+        station.threshold = w.threshold_bar.value
         grid = CameraGrid(station, w.live_page, start=False)
         w.live_layout.insertWidget(w.live_layout.indexOf(w.view), grid, 1)
         w.view.hide()
@@ -196,7 +195,9 @@ class StationView(QObject):
 
     def _set_threshold(self, value: float) -> None:
         if self.grid is not None:
-            for pipeline in self.grid.station.pipelines:
+            station = self.grid.station
+            station.threshold = float(value)   # pipelines not built yet take it when they are
+            for pipeline in station.pipelines:
                 pipeline.threshold = float(value)   # used from the next frame (an atomic assignment)
 
     def _forward_events(self, station: Station) -> None:

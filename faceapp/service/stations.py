@@ -162,7 +162,11 @@ class Station:
         self._wake = threading.Condition()
         self.feeds = [CameraFeed(f"{d} ({c.source})", self._factory(c.source, realtime, loop), self._wake)
                       for c, d in zip(self.cameras, self.doors)]
-        self.pipelines = [Pipeline(app, door=d, log_entries=log_entries) for d in self.doors]
+        self.log_entries = log_entries
+        self.threshold: float | None = None   # None: the settings' threshold
+        # Built by prepare(), in the thread that runs the station: loading the gallery and the
+        # retention purge take time, and a window builds its station in the GUI thread.
+        self.pipelines: list[Pipeline] = []
         self.stats = [CameraStats() for _ in self.cameras]
         self.scheduler = FairScheduler()
         self.last_results: list[FrameResult | None] = [None] * len(self.cameras)
@@ -176,8 +180,18 @@ class Station:
             return src
         return make
 
-    def start(self) -> None:
+    def prepare(self) -> None:
+        """Load the models and build each door's pipeline (the slow part of :meth:`start`; once)."""
         self.app.engine  # noqa: B018 - load the models once, before any camera needs them
+        if not self.pipelines:
+            self.pipelines = [Pipeline(self.app, door=d, log_entries=self.log_entries) for d in self.doors]
+        if self.threshold is not None:
+            for p in self.pipelines:
+                p.threshold = self.threshold
+
+    def start(self) -> None:
+        """Prepare, then start every camera's capture thread."""
+        self.prepare()
         t = time.monotonic()
         for s in self.stats:
             s.last_served = t
