@@ -198,6 +198,16 @@ def test_dialog_adds_refuses_and_the_page_switches(qtbot, app, tmp_path, monkeyp
     assert window.live.capture_thread is None and window.live.recognition_thread is None
     assert not any(a.isEnabled() for a in window.camera_menus.source_actions)
     qtbot.waitUntil(lambda: all(t.view.image is not None for t in grid.tiles), timeout=WAIT)
+    # Camera ▸ Restart in grid mode: every door camera again; the single camera stays off.
+    started = []
+    with monkeypatch.context() as m:
+        m.setattr(window.live, "_start_capture", lambda: started.append("capture"))
+        window.restart_action.trigger()
+    assert started == []   # not even for a moment
+    assert window.stations.grid is not grid and not grid.runner.alive
+    assert window.live.capture_thread is None and window.live.recognition_thread is None
+    grid = grid_of(window)
+    qtbot.waitUntil(lambda: all(t.view.image is not None for t in grid.tiles), timeout=WAIT)
 
     def remove_all(d: DoorCamerasDialog) -> None:
         assert d.cameras() == (f"{HAMILTON}=Front", f"{HAMILTON}=Back")
