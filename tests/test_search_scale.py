@@ -85,6 +85,43 @@ def test_indexed_search_agrees_with_exact_search_on_real_embeddings(real_faces):
     assert np.mean([m.person_id == t for m, t in zip(known, truth)]) >= 0.9
 
 
+def test_a_query_with_only_far_candidates_is_searched_again_wider(real_faces):
+    """One probed cell misses people whose templates were filed elsewhere; a query whose best
+    candidate is farther than ``wide_above`` is searched again in ``wide_nprobe`` cells (here all
+    of them, so it must then agree with exact search)."""
+    people, video = real_faces
+    rng = np.random.default_rng(1)
+    emb, pids, queries = [], [], []
+    for pid, e in enumerate(people, 1):
+        emb.append(e[:3])
+        pids += [pid] * 3
+        queries.append(e[3:])
+    centre = _near(video[rng.integers(0, len(video), 2000)], 0.4, rng)
+    emb.append(_near(np.repeat(centre, 5, axis=0), 0.8, rng))
+    pids += list(100 + np.repeat(np.arange(2000), 5))
+    gallery = Gallery.build(pids, np.vstack(emb), {p: f"p{p}" for p in set(pids)})
+    queries = np.vstack(queries + [video])
+    exact = gallery.person_distances(queries).argmin(axis=1)
+
+    def answers(config):
+        index = TemplateIndex(512, config)
+        index.sync(gallery.template_ids, gallery.embeddings)
+        g = Gallery(gallery.embeddings, gallery.row_person, gallery.person_ids, gallery.starts, gallery.names,
+                    gallery.template_ids, index=index)
+        d = g.person_distances(queries)
+        return d.argmin(axis=1), d.min(axis=1)
+
+    narrow = IndexConfig(cells=64, nprobe=1, spill=0.0, wide_above=2.0)      # never looks wider
+    best, _ = answers(narrow)
+    missed = best != exact
+    assert missed.any()      # else this gallery could not show the second pass at work
+    wide = IndexConfig(cells=64, nprobe=1, spill=0.0, wide_nprobe=64, rerank=4096)
+    best, dist = answers(wide)
+    far = dist > wide.wide_above
+    assert far.any() and (best[far] == exact[far]).all()
+    assert (best != exact).sum() < missed.sum()
+
+
 def test_enrolling_one_person_appends_to_the_indexed_gallery(app, monkeypatch):
     # A tiny "large" gallery: index from 2 templates on, so the real code paths run.
     loader = gallery_mod.GalleryLoader(app.store, index_from=2, index_config=IndexConfig(nprobe=4, rerank=16))

@@ -167,10 +167,20 @@ class Gallery:
         person and its distance are exact whenever their template is among the candidates."""
         m = q.shape[0]
         out = np.full((m, self.n_people), 2.0, np.float32)
-        sorted_tids, rows_of = self._row_of_template
-        cand = self.index.candidates(q)
         own = np.full((m, self.n_people), np.inf, np.float32)
-        for j in range(m):
+        self._rerank(q, self.index.candidates(q), own)
+        # A poor best candidate: the query's own person may be in a cell not probed; look wider.
+        far = np.flatnonzero(own.min(axis=1) > self.index.config.wide_above)
+        if far.size:
+            self._rerank(q[far], self.index.candidates(q[far], wide=True), own, far)
+        hit = np.isfinite(own)
+        out[hit] = own[hit]
+        return self._veto(q, out, own=own)
+
+    def _rerank(self, q: np.ndarray, cand: np.ndarray, own: np.ndarray, into: np.ndarray | None = None) -> None:
+        """Exact distances of the candidate templates, min per person, into rows of ``own``."""
+        sorted_tids, rows_of = self._row_of_template
+        for j in range(q.shape[0]):
             ids = cand[j][cand[j] >= 0]
             # The index may already hold templates newer than this snapshot, or not yet have
             # dropped removed ones: only this snapshot's rows count.
@@ -178,10 +188,7 @@ class Gallery:
             rows = rows_of[pos[sorted_tids[pos] == ids]] if sorted_tids.size else pos[:0]
             if rows.size:
                 d = cosine_distance(self.embeddings[rows], q[j:j + 1])[:, 0]
-                np.minimum.at(own[j], self._row_index[rows], d)
-        hit = np.isfinite(own)
-        out[hit] = own[hit]
-        return self._veto(q, out, own=own)
+                np.minimum.at(own[j if into is None else into[j]], self._row_index[rows], d)
 
     def _veto(self, q: np.ndarray, out: np.ndarray, dist: np.ndarray | None = None,
               own: np.ndarray | None = None) -> np.ndarray:
