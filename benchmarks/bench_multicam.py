@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_io import load_avg, write_results  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# A person crossing a door's view in about 2 s is then looked at 10 times or more.
+MIN_FPS = 5.0
 
 
 def make_clip(src: Path, out: Path, fps: float = 15.0) -> Path:
@@ -148,6 +150,10 @@ def main() -> int:
         res["scaling"] = scale
         fit = [s["cameras"] for s in scale if s["worst_p95_ms"] <= 250]
         res["cameras_within_p95_250ms"] = max(fit) if fit else 0
+        # Latency stays low as cameras are added because each camera's newest frame is taken and
+        # older ones are dropped: what runs out is how often each camera is looked at.
+        fit = [s["cameras"] for s in scale if s["worst_p95_ms"] <= 250 and s["fps_min"] >= MIN_FPS]
+        res[f"cameras_within_p95_250ms_and_{MIN_FPS:g}_fps_each"] = max(fit) if fit else 0
     res["load_avg_end"] = load_avg()
     write_results(res, args.out)
     return 0

@@ -51,14 +51,20 @@ def real_faces(engine):
     return people, np.array(video, np.float32)
 
 
-def test_indexed_search_agrees_with_exact_search_on_real_embeddings(real_faces):
-    people, video = real_faces
-    rng = np.random.default_rng(0)
+def _enrolled(people):
+    """Each real person enrolled with 3 photos; the rest of their photos are queries."""
     emb, pids, queries = [], [], []
     for pid, e in enumerate(people, 1):
         emb.append(e[:3])
         pids += [pid] * 3
         queries.append(e[3:])
+    return emb, pids, queries
+
+
+def test_indexed_search_agrees_with_exact_search_on_real_embeddings(real_faces):
+    people, video = real_faces
+    rng = np.random.default_rng(0)
+    emb, pids, queries = _enrolled(people)
     # Distractors: 4,000 people of 5 templates around look-alikes of the clip's faces and others.
     n_dis = 4000
     cos = np.where(rng.random((n_dis, 1)) < 0.5, 0.5, 0.3).astype(np.float32)
@@ -91,11 +97,7 @@ def test_a_query_with_only_far_candidates_is_searched_again_wider(real_faces):
     of them, so it must then agree with exact search)."""
     people, video = real_faces
     rng = np.random.default_rng(1)
-    emb, pids, queries = [], [], []
-    for pid, e in enumerate(people, 1):
-        emb.append(e[:3])
-        pids += [pid] * 3
-        queries.append(e[3:])
+    emb, pids, queries = _enrolled(people)
     centre = _near(video[rng.integers(0, len(video), 2000)], 0.4, rng)
     emb.append(_near(np.repeat(centre, 5, axis=0), 0.8, rng))
     pids += list(100 + np.repeat(np.arange(2000), 5))
