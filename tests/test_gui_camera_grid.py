@@ -10,6 +10,7 @@ from conftest import HAMILTON, person_photos
 from faceapp.gui.camera_grid import CameraGrid
 from faceapp.service import enroll
 from faceapp.service.stations import CameraSpec, Station
+from faceapp.store.attendance import AttendanceStore
 
 pytestmark = pytest.mark.gui
 
@@ -41,3 +42,18 @@ def test_grid_shows_each_door_and_enlarges_on_click(qtbot, app, tmp_path):
     finally:
         grid.stop()
     assert not any(f._thread.is_alive() for f in station.feeds)
+
+
+def test_watch_grid_hands_on_every_logged_entry_and_closes_after_its_seconds(qtbot, app):
+    """`faceapp watch --camera ... --grid [--seconds N]`: the bare grid window passes each logged
+    entry on (the CLI prints them, as plain `watch` does) and keeps none of them."""
+    from faceapp.gui.camera_grid import run_grid
+
+    enroll.enroll_files(app, "Lin-Manuel Miranda", person_photos("face_recognition_examples", "Lin_Manuel_Miranda"))
+    station = Station(app, [CameraSpec(str(HAMILTON), "Main")], log_entries=True)
+    seen = []
+    assert run_grid(station, on_event=seen.append, seconds=15) == 0
+    logged = AttendanceStore(app.store).entries()
+    assert logged and {e.id for e in logged} == {ev.entry_id for ev in seen}
+    assert "Lin-Manuel Miranda" in {ev.name for ev in seen}
+    assert station.take_events() == [] and not any(f._thread.is_alive() for f in station.feeds)

@@ -6,6 +6,7 @@ and department. Real window, real models, the real Hamilton clip."""
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -104,6 +105,11 @@ def test_alert_rules_unknowns_tracks_sound_and_settings(qtbot, app, monkeypatch)
     assert not app.settings.alert_sound
     banner.on_events((event("denied", 4, "Eve"),))
     assert rung == [1, 1] and banner.pending() == 2
+    # Another camera at the same door has its own track 1: that is another person.
+    banner.on_events((replace(event("unknown", 1), camera=1),))
+    assert banner.pending() == 3
+    banner.on_events((replace(event("unknown", 1), camera=1),))
+    assert banner.pending() == 3
 
 
 def test_presence_page_and_daily_report_last_out_is_the_last_sighting(qtbot, app, tmp_path):

@@ -62,6 +62,9 @@ def test_one_process_serves_three_doors_one_ending_early_one_missing(enrolled, t
     assert {e.id for e in by_door["Main"]} == {ev.entry_id for ev in summaries["Main"].events}
     assert {e.id for e in by_door["Side"]} == {ev.entry_id for ev in summaries["Side"].events}
     assert {"Lin-Manuel Miranda", "Alex Lacamoire"} & {e.person_name for e in by_door["Main"]}
+    # Events say which camera saw them (track numbers are per camera: an alert keys on both).
+    assert {ev.camera for ev in summaries["Main"].events} == {0}
+    assert {ev.camera for ev in summaries["Side"].events} == {1}
     assert not any(t.is_alive() for f in station.feeds for t in [f._thread])
 
 

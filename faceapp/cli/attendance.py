@@ -192,7 +192,7 @@ def _watch_cameras(args, show) -> int:
         if args.grid:
             from faceapp.gui.camera_grid import run_grid
 
-            return run_grid(station)
+            return run_grid(station, on_event=show, seconds=args.seconds)
         summaries = station.run(seconds=args.seconds, on_event=show)
     failed = 0
     for summary in summaries:

@@ -66,7 +66,7 @@ class AlertBanner(QFrame):
         self.setStyleSheet("#alertBanner { background: #b71c1c; } #alertBanner QLabel { color: white; }")
         self.setCursor(Qt.CursorShape.PointingHandCursor)
         self._pending: deque[Alert] = deque(maxlen=MAX_PENDING)
-        self._alerted: deque[tuple[str, int]] = deque(maxlen=SEEN_TRACKS)
+        self._alerted: deque[tuple[str, int | None, int]] = deque(maxlen=SEEN_TRACKS)
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 6, 10, 6)
         self.snapshot = QLabel(self)
@@ -111,7 +111,7 @@ class AlertBanner(QFrame):
         for event in events:
             if not wants_alert(event, settings.alert_unknown):
                 continue
-            key = (event.door, event.track_id) if event.track_id is not None else None
+            key = (event.door, event.camera, event.track_id) if event.track_id is not None else None
             if key is not None and key in self._alerted:
                 continue  # this track raised an alert already
             if key is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
@@ -22,6 +23,7 @@ from faceapp.service.stations import Station
 log = logging.getLogger(__name__)
 
 PULL_MS = 66   # ~15 fps display
+EVENTS_MS = 250
 
 
 class StationRunner:
@@ -203,8 +205,9 @@ class CameraGrid(QWidget):
         super().closeEvent(event)
 
 
-def run_grid(station: Station) -> int:
-    """Show the grid of ``station``'s cameras in a window of its own until it is closed."""
+def run_grid(station: Station, on_event: Callable | None = None, seconds: float | None = None) -> int:
+    """Show the grid of ``station``'s cameras in a window of its own until it is closed (or
+    after ``seconds``); ``on_event`` receives each logged entry (as ``watch`` prints them)."""
     from faceapp.gui.main import make_qapplication
     from faceapp.gui.window_geometry import size_to_screen
 
@@ -212,8 +215,22 @@ def run_grid(station: Station) -> int:
     grid = CameraGrid(station)
     grid.setWindowTitle("faceapp — station cameras")
     size_to_screen(grid)
+    # The station keeps every camera's entries until taken: a grid left open for days must not
+    # hoard them.
+    def take_events() -> None:
+        for event in station.take_events():
+            if on_event is not None:
+                on_event(event)
+
+    drain = QTimer(grid)
+    drain.setInterval(EVENTS_MS)
+    drain.timeout.connect(take_events)
+    drain.start()
+    if seconds:
+        QTimer.singleShot(round(seconds * 1000), grid.close)
     grid.show()
     try:
         return qapp.exec()
     finally:
         grid.stop()
+        take_events()

@@ -126,6 +126,9 @@ class EntryEvent:
     track_id: int | None = None
     reason: str | None = None
     snapshot: bytes | None = field(default=None, repr=False)
+    # Which camera of a station saw it (None: the only one). Track numbers are per camera, so two
+    # cameras at one door can both have a track 1.
+    camera: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,6 +163,7 @@ class Pipeline:
         self.threshold = app.threshold
         self.aggregate = Aggregate.parse(settings.aggregate)
         self.tracker = Tracker(TrackerConfig.from_settings(settings))
+        self.camera: int | None = None   # set by a several-camera station: stamped on its events
         self.liveness = LivenessGate(app)
         self._attendance = AttendanceStore(app.store)
         self._events = FaceEventLog(app)
@@ -359,7 +363,7 @@ class Pipeline:
         else:
             entry = replace(entry, snapshot=snapshot)
         event = EntryEvent(entry_id, wall, self.door, entry.person_id, entry.person_name, entry.decision, distance,
-                           req.track_id, entry.reason, entry.snapshot)
+                           req.track_id, entry.reason, entry.snapshot, self.camera)
         log.info("entry: %s %s at %s (distance %s)", event.decision, event.name or "unknown", self.door,
                  f"{distance:.2f}" if distance is not None else "-")
         return event
