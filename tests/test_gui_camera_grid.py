@@ -34,8 +34,12 @@ def test_grid_shows_each_door_and_enlarges_on_click(qtbot, app, tmp_path):
         # Click enlarges one camera; clicking it again returns to the grid.
         qtbot.mouseClick(main, Qt.MouseButton.LeftButton)
         assert grid.enlarged == 0 and main.isVisible() and not back.isVisible()
+        grid.refresh()
+        assert main.header.text().endswith("click or Esc: all cameras")   # the way back is shown
         qtbot.mouseClick(main, Qt.MouseButton.LeftButton)
         assert grid.enlarged is None and main.isVisible() and back.isVisible()
+        grid.refresh()
+        assert "Esc" not in main.header.text()
         qtbot.mouseClick(back, Qt.MouseButton.LeftButton)
         qtbot.keyClick(grid, Qt.Key.Key_Escape)
         assert grid.enlarged is None and main.isVisible()

@@ -181,7 +181,8 @@ class CameraGrid(QWidget):
     def refresh(self) -> None:
         for t in self.tiles:
             i = t.index
-            t.header.setText(f"{t.door} — {self.status(i)}")
+            back = " · click or Esc: all cameras" if self.enlarged == i and len(self.tiles) > 1 else ""
+            t.header.setText(f"{t.door} — {self.status(i)}{back}")
             result = self.station.last_results[i]
             if result is not None and result is not self._shown[i]:
                 self._shown[i] = result
