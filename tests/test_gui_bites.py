@@ -218,3 +218,11 @@ def test_the_threshold_bar_is_readable_with_the_application_stylesheet(qtbot, ap
     at = bar.geometry().topLeft()
     corner = image.pixelColor(at.x() + 2, at.y() + 2)
     assert max(corner.red(), corner.green(), corner.blue()) < 80, corner.name()  # the dark bar
+
+
+def test_a_distance_a_hair_below_zero_is_shown_as_zero():
+    from faceapp.gui.live_view import format_distance
+
+    # 1 - cosine of a face with its own template can come out as -1e-7 in float32.
+    assert format_distance(-1e-7) == "0.00" and format_distance(0.456) == "0.46"
+    assert format_distance(float("inf")) == "–"

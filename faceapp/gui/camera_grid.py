@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
 from faceapp.gui.live_view import LiveView, place_in_corner
 from faceapp.gui.status_bar import ElidedLabel
+from faceapp.gui.widgets import in_window_terms
 from faceapp.service.stations import Station
 
 log = logging.getLogger(__name__)
@@ -189,7 +190,7 @@ class CameraGrid(QWidget):
                 t.view.set_frame(result.image, result.faces, result.captured)
             feed = self.station.feeds[i]
             if self.runner.error is not None:
-                t.view.set_message(f"Recognition is off: {self.runner.error}", dim=True)
+                t.view.set_message(f"Recognition is off: {in_window_terms(self.runner.error)}", dim=True)
             elif feed.state == "error":
                 # The header stays one short line (a long path would widen the whole column).
                 t.header.setToolTip(feed.error or "")

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, QThread, QTimer, Signal
 
 from faceapp.capture.sources import Frame, FrameSource, open_source
 from faceapp.gui.live_view import LiveView
-from faceapp.gui.widgets import keep_alive
+from faceapp.gui.widgets import in_window_terms, keep_alive
 from faceapp.gui.workers import CaptureStatus, CaptureWorker, LatestSlot, Recognized, RecognitionWorker
 from faceapp.service.app import App
 from faceapp.service.pipeline import TrackedFace
@@ -280,7 +280,8 @@ class LiveController(QObject):
         elif state == "ready":
             self.view.set_banner(None)
         else:
-            self.view.set_banner(f"Recognition is off: {message}\n(then choose Models ▸ Retry loading models)",
+            self.view.set_banner(f"Recognition is off: {in_window_terms(message)}\n"
+                                 "(then choose Models ▸ Retry loading models)",
                                  "error")
         self.modelsStateChanged.emit(state, message)
 

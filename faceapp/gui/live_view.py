@@ -63,7 +63,8 @@ def face_kind(face: TrackedFace) -> str:
 
 def format_distance(distance: float) -> str:
     """A distance as shown everywhere in the window (the slider uses the same format)."""
-    return f"{distance:.2f}" if math.isfinite(distance) else "–"
+    # 1 - cosine of a face with itself can come out a hair below zero: no "-0.00" on a plate.
+    return f"{max(distance, 0.0):.2f}" if math.isfinite(distance) else "–"
 
 
 def face_label(face: TrackedFace) -> tuple[str, str]:

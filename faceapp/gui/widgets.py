@@ -4,6 +4,7 @@ buttons, and a background task thread with progress and a stop flag."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,15 @@ log = logging.getLogger(__name__)
 
 OK_COLOUR = QColor("#2e9d4f")
 BAD_COLOUR = QColor("#c9372c")
+
+
+_INSTALL_COMMAND = re.compile(r"faceapp models install(?: --[\w-]+(?: (?!--)[^\s;,)]+)?)*")
+
+
+def in_window_terms(message: str) -> str:
+    """A model error as a window user acts on it: the menu entry instead of the terminal command
+    the same error shows on the command line."""
+    return _INSTALL_COMMAND.sub("Models ▸ Install models…", message)
 
 
 def bgr_pixmap(image: np.ndarray, max_side: int | None = None) -> QPixmap:
