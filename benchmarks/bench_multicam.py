@@ -65,12 +65,35 @@ def prepare_home(home: Path, shared: Path) -> None:
         enroll.enroll_files(app, "Alex Lacamoire", sorted((ex / "Alex_Lacamoire").iterdir())[:2])
 
 
+def add_distractors(home: Path, n: int) -> None:
+    """``n`` random unit templates, 5 per made-up person, written straight into the database (a
+    search-cost stand-in for a big site: random faces are far from everyone, so every stranger
+    of the clip takes the index's wider search, the expensive case)."""
+    from faceapp.service.app import App
+    from faceapp.service.bench import synthetic_gallery
+    from faceapp.store.common import utc_now
+
+    g = synthetic_gallery(n)
+    with App(home) as app:
+        model, now = app.model_id, utc_now()
+        base = int(app.store.query("SELECT COALESCE(MAX(id), 0) AS m FROM people")[0]["m"]) + 1
+        with app.store.transaction() as conn:
+            conn.executemany("INSERT INTO people (id, name, active, created) VALUES (?, ?, 1, ?)",
+                             ((base + int(p), f"distractor {int(p)}", now) for p in g.person_ids))
+            conn.executemany("INSERT INTO templates (person_id, model_id, embedding, created) VALUES (?, ?, ?, ?)",
+                             ((base + int(p), model, e.tobytes(), now) for p, e in zip(g.row_person, g.embeddings)))
+
+
 def run_station(home: Path, clip: Path, n: int, seconds: float) -> dict:
     """n cameras of ``clip`` in this process; per-camera numbers."""
     from faceapp.service.app import App
     from faceapp.service.stations import CameraSpec, Station
 
     with App(home) as app:
+        # Loaded before the clock starts: a big gallery takes longer to load than a run lasts.
+        t0 = time.monotonic()
+        gallery = app.gallery(include_inactive=True)
+        load_s = time.monotonic() - t0
         station = Station(app, [CameraSpec(str(clip), f"Door {i + 1}") for i in range(n)], log_entries=False,
                           loop=True)
         r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -86,7 +109,8 @@ def run_station(home: Path, clip: Path, n: int, seconds: float) -> dict:
                          "latency_p95_ms": round(float(np.nanpercentile(lat, 95)), 1),
                          "camera_frames": station.feeds[i].frames_read})
         cpu = (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / wall * 100
-        return {"cameras": cams, "cpu_percent": round(cpu, 1),
+        return {"cameras": cams, "cpu_percent": round(cpu, 1), "gallery_templates": gallery.size,
+                "gallery_load_s": round(load_s, 1),
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                 "seconds": round(wall, 1), "load_avg": load_avg()}
 
@@ -104,6 +128,9 @@ def main() -> int:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--scale", default="1,2,4,6,8,12,16,24",
                         help="camera counts for the 'how many fit' run (stops at the first past 250 ms)")
+    parser.add_argument("--distractors", type=int, default=0,
+                        help="random templates added to the gallery (e.g. 1000000 for a big site)")
+    parser.add_argument("--skip-separate", action="store_true", help="no N-processes comparison")
     parser.add_argument("--child", nargs=3, metavar=("HOME", "CLIP", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--out", default=str(HERE / "results" / "multicam.json"))
     args = parser.parse_args()
@@ -118,27 +145,30 @@ def main() -> int:
         clip = make_clip(shared / "faces" / "videos" / "face_recognition_short_hamilton_clip.mp4", tmp / "cam15.avi")
         home = tmp / "home"
         prepare_home(home, shared)
+        if args.distractors:
+            add_distractors(home, args.distractors)
         n = args.cameras
         one = run_station(home, clip, n, args.seconds)
         res["one_process"] = {**one, **summarise(one["cameras"])}
         print("one process", json.dumps(res["one_process"]), flush=True)
-        # The same cameras as n separate processes, started together.
-        procs, outs = [], []
-        t0 = time.monotonic()
-        for i in range(n):
-            out = tmp / f"child{i}.json"
-            outs.append(out)
-            procs.append(subprocess.Popen([sys.executable, __file__, "--seconds", str(args.seconds),
-                                           "--child", str(home), str(clip), str(out)]))
-        for p in procs:
-            p.wait()
-        children = [json.loads(o.read_text()) for o in outs]
-        cams = [dict(c["cameras"][0], camera=i + 1) for i, c in enumerate(children)]
-        res["separate_processes"] = {"cameras": cams, **summarise(cams),
-                                     "cpu_percent": round(sum(c["cpu_percent"] for c in children), 1),
-                                     "peak_rss_mb_sum": round(sum(c["peak_rss_mb"] for c in children), 1),
-                                     "seconds": round(time.monotonic() - t0, 1), "load_avg": load_avg()}
-        print("separate", json.dumps(res["separate_processes"]), flush=True)
+        if not args.skip_separate:
+            # The same cameras as n separate processes, started together.
+            procs, outs = [], []
+            t0 = time.monotonic()
+            for i in range(n):
+                out = tmp / f"child{i}.json"
+                outs.append(out)
+                procs.append(subprocess.Popen([sys.executable, __file__, "--seconds", str(args.seconds),
+                                               "--child", str(home), str(clip), str(out)]))
+            for p in procs:
+                p.wait()
+            children = [json.loads(o.read_text()) for o in outs]
+            cams = [dict(c["cameras"][0], camera=i + 1) for i, c in enumerate(children)]
+            res["separate_processes"] = {"cameras": cams, **summarise(cams),
+                                         "cpu_percent": round(sum(c["cpu_percent"] for c in children), 1),
+                                         "peak_rss_mb_sum": round(sum(c["peak_rss_mb"] for c in children), 1),
+                                         "seconds": round(time.monotonic() - t0, 1), "load_avg": load_avg()}
+            print("separate", json.dumps(res["separate_processes"]), flush=True)
         scale = []
         for k in [int(x) for x in args.scale.split(",") if x.strip()]:
             r = run_station(home, clip, k, args.seconds)
