@@ -206,8 +206,12 @@ def test_a_damaged_embedding_is_refused_when_stored_and_nothing_is_written(tmp_p
         assert s.template_count() == 1
 
 
-def test_a_damaged_template_already_in_the_database_is_ignored_not_nearest(tmp_path):
+@pytest.mark.parametrize("chunk", [65536, 2])    # rows are read in chunks: also across chunk borders
+def test_a_damaged_template_already_in_the_database_is_ignored_not_nearest(tmp_path, monkeypatch, chunk):
+    from faceapp.store import people
     from faceapp.store.db import Store
+
+    monkeypatch.setattr(people, "GALLERY_CHUNK", chunk)
 
     rng = np.random.default_rng(6)
     a, b, c, d, e = (unit(rng.normal(size=512)) for _ in range(5))
@@ -225,6 +229,9 @@ def test_a_damaged_template_already_in_the_database_is_ignored_not_nearest(tmp_p
         g = s.gallery("m1")
         assert list(g.person_ids) == [pa, pe]
         assert np.allclose(g.embeddings[1], e, atol=1e-6)
+        # Room to append after the rows, in the same buffer (a 1M gallery is not copied to get it).
+        roomy = s.gallery("m1", spare=0.25)
+        assert list(roomy.person_ids) == [pa, pe] and roomy.embeddings.base.shape[0] >= 2 + 1024
         [m] = g.identify(a[None, :], T)
         assert m.person_id == pa
 

@@ -129,7 +129,12 @@ def test_enrolling_one_person_appends_to_the_indexed_gallery(app, monkeypatch):
     loader = gallery_mod.GalleryLoader(app.store, index_from=2, index_config=IndexConfig(nprobe=4, rerank=16))
     monkeypatch.setitem(app._gallery_loaders, False, loader)
     enroll.enroll_files(app, "Barack Obama", person_photos("face_recognition_examples", "Barack_Obama")[:2])
+    read = []
+    plain_read = app.store.gallery
+    monkeypatch.setattr(app.store, "gallery", lambda *a, **k: read.append(plain_read(*a, **k)) or read[-1])
     first = app.gallery()
+    # The rows the store read (into a buffer with room to spare) are the gallery's: not copied.
+    assert np.shares_memory(read[-1].embeddings, first.embeddings)
     assert loader.last_load["kind"] == "full" and first.index is not None and first.index.size == 2
 
     biden = person_photos("face_recognition_examples", "Joe_Biden")

@@ -71,8 +71,10 @@ class Gallery:
         embeddings: np.ndarray,
         names: dict[int, str],
         template_ids: Sequence[int] | np.ndarray | None = None,
+        unit: bool = False,
     ) -> Gallery:
-        """Group rows by person (stable) and normalise them."""
+        """Group rows by person (stable) and normalise them. ``unit``: the rows are unit length
+        already and are used as they are when grouped (no copy of a 1M-row gallery)."""
         pids = np.asarray(person_ids, dtype=np.int64).reshape(-1)
         emb = np.asarray(embeddings, dtype=np.float32)
         if emb.ndim != 2 and pids.size == 0:
@@ -89,7 +91,7 @@ class Gallery:
         else:
             first = np.zeros(0, dtype=np.int64)
         return cls(
-            embeddings=np.ascontiguousarray(l2_normalize(emb)) if pids.size else emb,
+            embeddings=np.ascontiguousarray(emb if unit else l2_normalize(emb)) if pids.size else emb,
             row_person=pids,
             person_ids=pids[first],
             starts=first,

@@ -31,6 +31,8 @@ from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
 
+SPARE = 0.25   # room for a quarter more templates after a full load, before the first copy
+
 
 class GalleryLoader:
     """Builds :class:`Gallery` snapshots of one model's templates for one store."""
@@ -58,7 +60,7 @@ class GalleryLoader:
                 self.last_load = {"kind": "append", "added": appended.size - previous.size,
                                   "seconds": time.perf_counter() - t0}
                 return appended
-        gallery = self.store.gallery(model_id, active_only=self.active_only, dim=dim)
+        gallery = self.store.gallery(model_id, active_only=self.active_only, dim=dim, spare=SPARE)
         self._model = model_id
         self._max_tid, self._tail = self._newest_template()
         self._room = None
@@ -154,12 +156,19 @@ class GalleryLoader:
         return self._room
 
     def _into_room(self, gallery: Gallery) -> Gallery:
-        """``gallery`` moved into buffers with spare rows, so the next enrollments append without
-        copying (unused rows of np.empty are not touched, so they cost no memory until used)."""
+        """``gallery`` in buffers with spare rows, so the next enrollments append without copying
+        (unused rows of np.empty are not touched, so they cost no memory until used). The store
+        reads the rows into such a buffer already: then only the small id arrays are copied."""
         if not gallery.size:
             return gallery
-        emb, pid, tid = self._room_for(gallery, gallery.size + gallery.size // 4 + 1024)
         n = gallery.size
+        base = gallery.embeddings.base
+        if (isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[0] > n
+                and base.__array_interface__["data"][0] == gallery.embeddings.__array_interface__["data"][0]):
+            pid, tid = np.empty(base.shape[0], np.int64), np.empty(base.shape[0], np.int64)
+            pid[:n], tid[:n] = gallery.row_person, gallery.template_ids
+            self._room = (base, pid, tid)
+        emb, pid, tid = self._room_for(gallery, n + int(n * SPARE) + 1024)
         return replace(gallery, embeddings=emb[:n], row_person=pid[:n], template_ids=tid[:n])
 
     # -- the index ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 
 from faceapp.core.errors import DuplicateError, EmbeddingError, NotFoundError
 from faceapp.core.matcher import Gallery
+from faceapp.core.scale import l2_normalize
 from faceapp.core.types import Person
 from faceapp.store.audit import anonymise_person
 from faceapp.store.blobs import decode_blob, embedding_blob, embeddings_from_blobs, encode_png
@@ -219,21 +220,25 @@ class PeopleMixin:
         with self._lock:
             return int((conn or self.conn).execute("SELECT n FROM revision WHERE id = 1").fetchone()[0])
 
-    def gallery(self, model_id: str, active_only: bool = True, dim: int = 512) -> Gallery:
+    def gallery(self, model_id: str, active_only: bool = True, dim: int = 512, spare: float = 0.0) -> Gallery:
         """Snapshot of all templates of ``model_id`` for the matcher, stamped with the
-        :meth:`revision` it was read at (read first: a change made meanwhile shows as a newer one)."""
-        sql = ("SELECT t.id, t.person_id, t.embedding, p.name, p.active FROM templates t "
-               "JOIN people p ON p.id = t.person_id WHERE t.model_id = ?" + (" AND p.active = 1" if active_only else ""))
+        :meth:`revision` it was read at (read first: a change made meanwhile shows as a newer one).
+
+        Rows are read in chunks straight into one array (1M templates: 2 GB, not three copies of
+        it); ``spare`` leaves room for that fraction more rows after them (untouched pages cost
+        no memory), so a caller can append later without copying (service.gallery)."""
+        join = ("FROM templates t JOIN people p ON p.id = t.person_id WHERE t.model_id = ?"
+                + (" AND p.active = 1" if active_only else ""))
         with self._lock:
             revision = self.revision()
-            rows = self.conn.execute(sql, (model_id,)).fetchall()
-        if not rows:
+            expected = int(self.conn.execute("SELECT COUNT(*) " + join, (model_id,)).fetchone()[0])
+            cursor = self.conn.execute("SELECT t.id, t.person_id, t.embedding, p.name, p.active " + join, (model_id,))
+            rows = _read_templates(cursor, expected, spare, dim)
+        if rows is None:
             return replace(Gallery.empty(dim), revision=revision)
-        rows, emb = _usable_templates(rows)
-        if not rows:
-            return replace(Gallery.empty(dim), revision=revision)
-        gallery = Gallery.build([r[1] for r in rows], emb, {r[1]: r[3] for r in rows}, [r[0] for r in rows])
-        return replace(gallery, revision=revision, inactive=frozenset(int(r[1]) for r in rows if not r[4]))
+        emb, pids, tids, names, inactive = rows
+        gallery = Gallery.build(pids, emb, names, tids, unit=True)
+        return replace(gallery, revision=revision, inactive=frozenset(inactive))
 
     def photos_missing_templates(self, model_id: str) -> list[PhotoRecord]:
         """Photos that have no template for ``model_id`` yet (to recompute after a model change)."""
@@ -272,16 +277,41 @@ def _photo_record(row: dict) -> PhotoRecord:
                        row["created"])
 
 
-def _usable_templates(rows: list) -> tuple[list, np.ndarray]:
-    """The rows whose embedding (column 2) is a finite unit vector, and those
-    embeddings. A damaged one (a hand-edited or half-synced database) is left out with a warning
-    rather than making every face unknown."""
-    emb, good, why = embeddings_from_blobs([r[2] for r in rows])
-    if not why:
-        return rows, emb
-    for i, reason in why.items():
-        log.warning("template %s of person %s is unusable and is ignored: %s", rows[i][0], rows[i][1], reason)
-    return [r for r, ok in zip(rows, good.tolist()) if ok], emb[good]
+GALLERY_CHUNK = 65536   # rows read at a time when loading a gallery
+
+
+def _read_templates(cursor: sqlite3.Cursor, expected: int, spare: float, dim: int):
+    """(unit embeddings as a view of a buffer with ``spare`` room, person ids, template ids, names,
+    inactive people) of the rows (id, person_id, embedding, name, active) whose embedding is a
+    finite unit vector of ``dim`` values; None if there are none. A damaged one (a hand-edited
+    or half-synced database) is left out with a warning rather than making every face unknown."""
+    buf, n = None, 0
+    pid_parts, tid_parts, names, inactive = [], [], {}, set()
+    while rows := cursor.fetchmany(GALLERY_CHUNK):
+        emb, good, why = embeddings_from_blobs([r[2] for r in rows], dim)
+        for i, reason in why.items():
+            log.warning("template %s of person %s is unusable and is ignored: %s", rows[i][0], rows[i][1], reason)
+        if why:
+            rows, emb = [r for r, ok in zip(rows, good.tolist()) if ok], emb[good]
+        if not rows:
+            continue
+        k = len(rows)
+        if buf is None or n + k > buf.shape[0]:          # first chunk, or rows added since the count
+            grown = np.empty((int(max(expected, n + k) * (1 + spare)) + (1024 if spare else 0), dim), np.float32)
+            if buf is not None:
+                grown[:n] = buf[:n]
+            buf = grown
+        buf[n:n + k] = l2_normalize(emb)     # within 1e-3 of unit already; now exactly
+        pid_parts.append(np.fromiter((r[1] for r in rows), np.int64, k))
+        tid_parts.append(np.fromiter((r[0] for r in rows), np.int64, k))
+        for r in rows:
+            names[r[1]] = r[3]
+            if not r[4]:
+                inactive.add(int(r[1]))
+        n += k
+    if not n:
+        return None
+    return buf[:n], np.concatenate(pid_parts), np.concatenate(tid_parts), names, inactive
 
 
 def _employee_id(value: str | None) -> str | None:
