@@ -22,11 +22,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from faceapp.core.errors import EmbeddingError
 from faceapp.core.matcher import Gallery
 from faceapp.core.scale import l2_normalize
 from faceapp.core.search import INDEX_FROM, IndexConfig, TemplateIndex
-from faceapp.store.blobs import embedding_from_blob
+from faceapp.store.blobs import embeddings_from_blobs
 from faceapp.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -102,10 +101,12 @@ class GalleryLoader:
         if any(p not in names for p in previous.person_ids.tolist()):
             return None          # someone was deactivated
         inactive = frozenset(pid for pid, _, act in people if not act) if not self.active_only else frozenset()
-        try:
-            emb = np.vstack([embedding_from_blob(r["embedding"]) for r in rows]) if rows else None
-        except EmbeddingError:
-            return None          # the full load leaves the damaged one out, with a warning
+        emb = None
+        if rows:
+            dim = previous.embeddings.shape[1] if previous.size else None
+            emb, good, _ = embeddings_from_blobs([r["embedding"] for r in rows], dim)
+            if not good.all():
+                return None      # the full load leaves the damaged one out, with a warning
         keep = set(previous.person_ids.tolist()) | {int(r["person_id"]) for r in rows}
         names = {p: n for p, n in names.items() if p in keep}
         inactive = frozenset(p for p in inactive if p in keep)

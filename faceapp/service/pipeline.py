@@ -155,7 +155,8 @@ class Pipeline:
     With ``log_entries`` every event is written to the entry log (and old snapshots are
     purged at start); without it events are still returned (entry_id None)."""
 
-    def __init__(self, app: App, door: str | None = None, log_entries: bool = False) -> None:
+    def __init__(self, app: App, door: str | None = None, log_entries: bool = False,
+                 camera: int | None = None) -> None:
         self.app = app
         settings = app.settings
         self.door = door or settings.door
@@ -163,7 +164,7 @@ class Pipeline:
         self.threshold = app.threshold
         self.aggregate = Aggregate.parse(settings.aggregate)
         self.tracker = Tracker(TrackerConfig.from_settings(settings))
-        self.camera: int | None = None   # set by a several-camera station: stamped on its events
+        self.camera = camera   # which camera of a several-camera station: stamped on its events
         self.liveness = LivenessGate(app)
         self._attendance = AttendanceStore(app.store)
         self._events = FaceEventLog(app)

@@ -184,9 +184,8 @@ class Station:
         """Load the models and build each door's pipeline (the slow part of :meth:`start`; once)."""
         self.app.engine  # noqa: B018 - load the models once, before any camera needs them
         if not self.pipelines:
-            self.pipelines = [Pipeline(self.app, door=d, log_entries=self.log_entries) for d in self.doors]
-            for i, p in enumerate(self.pipelines):
-                p.camera = i
+            self.pipelines = [Pipeline(self.app, door=d, log_entries=self.log_entries, camera=i)
+                              for i, d in enumerate(self.doors)]
         if self.threshold is not None:
             for p in self.pipelines:
                 p.threshold = self.threshold
