@@ -307,7 +307,8 @@ def test_a_damaged_template_of_a_newly_enrolled_person_does_not_break_the_append
         first = loader.load("m1", 512)
         pb = s.add_person("Bob", "m1", [_photo(b)])
         pc = s.add_person("Cy", "m1", [_photo(c)])
-        s.conn.execute("UPDATE templates SET embedding = ? WHERE person_id = ?", (np.asarray(unit(b[:300]), np.float32).tobytes(), pb))   # unit, but 300 values
+        short = np.asarray(unit(b[:300]), np.float32).tobytes()       # unit length, but 300 values
+        s.conn.execute("UPDATE templates SET embedding = ? WHERE person_id = ?", (short, pb))
         g = loader.load("m1", 512, first)
         assert loader.last_load["kind"] == "full" and list(g.person_ids) == [pa, pc]
         assert "unusable" in caplog.text
